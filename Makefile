@@ -1,0 +1,33 @@
+# The whole set-up on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# torch==2.13.0 first: a CPU build that this machine keeps on local disk; an unpinned torch
+# would pull a multi-GB CUDA build. pyproject.toml only asks for torch>=2.4.
+TORCH ?= torch==2.13.0
+
+.PHONY: demo test lint venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[pipeline,pretrain,report,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m bertprep.demo --output demo-run
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+lint: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) demo-run build dist *.egg-info

@@ -1,0 +1,5 @@
+import sys
+
+from bertprep.cli import main
+
+sys.exit(main())
