@@ -36,14 +36,16 @@ STAGES: dict[str, Stage] = {
         "pipeline.recompress_cli",
         "turn a plain .xml.bz2 dump into a multistream .xml.bz2 plus its index",
     ),
-    "segment": Stage(
-        "pipeline.segment_cli", "documents -> sentences (RUN/sentences)", beam=True
+    "segment": Stage("pipeline.segment_cli", "documents -> sentences (RUN/sentences)", beam=True),
+    "vocab": Stage(
+        "pipeline.vocab_cli", "train or import a WordPiece vocab (RUN/vocab)", beam=True
     ),
-    "vocab": Stage("pipeline.vocab_cli", "train or import a WordPiece vocab (RUN/vocab)", beam=True),
     "instances": Stage(
         "pipeline.instances_cli", "sentences -> masked-LM/NSP HDF5 shards", beam=True
     ),
-    "build": Stage("pipeline.build_cli", "every stage from raw inputs to verified shards", beam=True),
+    "build": Stage(
+        "pipeline.build_cli", "every stage from raw inputs to verified shards", beam=True
+    ),
     "shards": Stage("sharding.cli", "verify or inspect a shard directory"),
     "train": Stage("pretrain.train", "pretrain BERT on shards (MLM + NSP)"),
     "export": Stage("pretrain.export_cli", "checkpoint -> transformers-loadable directory"),

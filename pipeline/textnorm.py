@@ -21,16 +21,20 @@ _HEADING_WORD = re.compile(
     r"introduction|contents|epilogue|prologue)\b",
     re.IGNORECASE,
 )
-_SENTENCE_END = ('.', '!', '?', '"', "'", "\u201d", "\u2019", ")", "]", ":", ";", "\u3002")
+_SENTENCE_END = (".", "!", "?", '"', "'", "\u201d", "\u2019", ")", "]", ":", ";", "\u3002")
 HEADING_MAX_WORDS = 12
 
 
 def normalize(text: str) -> str:
     """NFC, invisible and control characters removed, whitespace runs -> one space, stripped."""
-    text = unicodedata.normalize("NFC", text)
-    text = _INVISIBLE.sub("", text)
-    text = _CONTROL.sub(" ", text)
-    return _SPACES.sub(" ", text).strip()
+    if not text.isascii():  # NFC and invisible characters only concern non-ASCII text
+        if not unicodedata.is_normalized("NFC", text):
+            text = unicodedata.normalize("NFC", text)
+        text = _INVISIBLE.sub("", text)
+    if _CONTROL.search(text):
+        text = _CONTROL.sub(" ", text)
+    # str.split() splits on exactly the characters _SPACES matches (str.isspace()).
+    return " ".join(text.split())
 
 
 def unwrap(text: str) -> list[str]:

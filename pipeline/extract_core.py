@@ -1,0 +1,152 @@
+"""Extraction of one unit: raw bytes in, :class:`Document` / :class:`Dropped` records out.
+
+Pure apart from reading the unit's bytes through :mod:`pipeline.fs`. The Beam transforms in
+:mod:`pipeline.extract_transforms` call :func:`extract_unit` once per unit and
+:func:`text_hash` to deduplicate across units.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from pipeline import fs, report, textnorm
+from pipeline.records import BOOKS, CORPUS, REJECTED, WIKIPEDIA, Document, Dropped
+from pipeline.units import Unit
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """Options of the extraction stage (one field per ``bertprep extract`` flag).
+
+    Attributes:
+        namespaces: MediaWiki namespaces kept (0 = articles).
+        keep_headings: keep section and chapter headings as paragraphs.
+        expand_templates: expand templates from the dump's own Template pages.
+        max_page_bytes: wikitext bytes above which a page is rejected ``too_large``.
+        min_words: documents with fewer words are rejected ``too_short``.
+        dedup: drop exact duplicates (same normalised text) across all sources.
+        text_field: JSONL field (Parquet column) holding a corpus document's text.
+        title_field: optional JSONL field / Parquet column holding a title.
+        text_mode: plain-text corpora: ``line`` (one document per line) or ``blank``
+            (documents separated by blank lines).
+    """
+
+    namespaces: tuple[int, ...] = (0,)
+    keep_headings: bool = False
+    expand_templates: bool = False
+    max_page_bytes: int = 4_000_000
+    min_words: int = 10
+    dedup: bool = True
+    text_field: str = "text"
+    title_field: str = "title"
+    text_mode: str = "blank"
+    templates: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+
+_DEDUP_SPACE = re.compile(r"\s+")
+
+
+def text_hash(text: str) -> str:
+    """Hash of the text normalised for exact dedup (case-folded, whitespace collapsed)."""
+    norm = _DEDUP_SPACE.sub(" ", text.casefold()).strip()
+    return hashlib.sha256(norm.encode()).hexdigest()[:32]
+
+
+def apply_filters(doc: Document, options: ExtractOptions) -> Document | Dropped:
+    """Reject documents shorter than ``options.min_words`` words."""
+    if textnorm.word_count(doc.text) < options.min_words:
+        return Dropped(
+            doc.id,
+            doc.source,
+            doc.path,
+            doc.title,
+            REJECTED,
+            "too_short",
+            f"{textnorm.word_count(doc.text)} words",
+        )
+    return doc
+
+
+def extract_unit(unit: Unit, options: ExtractOptions, stats: dict) -> Iterator[Document | Dropped]:
+    """Read one unit and yield its records, filters applied.
+
+    ``stats`` (a :mod:`pipeline.report` dict) receives the counts, including notes such as
+    repaired bytes and cut dumps; callers must exhaust the iterator before reading it.
+    """
+    for rec in _read_unit(unit, options, stats):
+        if isinstance(rec, Document):
+            rec = apply_filters(rec, options)
+        report.count(stats, rec)
+        yield rec
+
+
+def _read_unit(unit: Unit, options: ExtractOptions, stats: dict) -> Iterator[Document | Dropped]:
+    if unit.source == WIKIPEDIA:
+        yield from _read_wikipedia(unit, options, stats)
+    elif unit.source == BOOKS:
+        yield from _read_book(unit, options, stats)
+    elif unit.source == CORPUS:
+        yield from _read_corpus(unit, options, stats)
+    else:
+        raise ValueError(f"unknown source {unit.source!r}")
+
+
+def _read_wikipedia(unit: Unit, options: ExtractOptions, stats: dict):
+    from pipeline import wikipedia
+
+    wiki_opts = wikipedia.WikiOptions(
+        namespaces=frozenset(options.namespaces),
+        keep_headings=options.keep_headings,
+        expand_templates=options.expand_templates,
+        max_page_bytes=options.max_page_bytes,
+    )
+    with fs.open_read(unit.path) as raw:
+        stream = _wiki_stream(unit, raw)
+        result = wikipedia.extract_wikipedia(stream, unit.relpath, wiki_opts)
+        yield from result
+        cut = getattr(result, "cut", None)
+        if cut:
+            stats["cuts"].append({"path": unit.relpath, "detail": str(cut)})
+
+
+def _wiki_stream(unit: Unit, raw):
+    """The unit's XML bytes: a multistream range, a whole .bz2 (any number of streams), or XML."""
+    if unit.start >= 0:
+        from pipeline import multistream
+
+        return multistream.open_range(raw, unit.start, unit.end, unit.header_end)
+    if unit.path.endswith(".bz2"):
+        import bz2
+
+        return bz2.BZ2File(raw)
+    return raw
+
+
+def _read_book(unit: Unit, options: ExtractOptions, stats: dict):
+    from pipeline import books
+
+    with fs.open_read(unit.path) as f:
+        raw = f.read()
+    rec, book_stats = books.book_document(
+        raw, unit.relpath, books.BookOptions(keep_headings=options.keep_headings)
+    )
+    for key, n in book_stats.items():
+        if n:
+            report.note(stats, key, int(n))
+    yield rec
+
+
+def _read_corpus(unit: Unit, options: ExtractOptions, stats: dict):
+    from pipeline import corpora
+
+    corpus_opts = corpora.CorpusOptions(
+        text_field=options.text_field, title_field=options.title_field, text_mode=options.text_mode
+    )
+    with fs.open_read(unit.path) as f:
+        yield from corpora.iter_corpus(f, unit.relpath, corpus_opts)
+
+
+__all__ = ["ExtractOptions", "apply_filters", "extract_unit", "text_hash", "CORPUS"]

@@ -1,0 +1,143 @@
+"""Beam wiring of the extraction stage. Thin: every decision lives in a pure module.
+
+Data flow (only small keys and counts go through grouping; document text never does)::
+
+    units -Reshuffle-> _ExtractUnitFn -writes-> RUN/tmp/extract/<unit>.parquet (kept docs)
+                          |                 RUN/rejected/<unit>.parquet   (dropped)
+                          |-(text hash, doc id)-> GroupByKey -> losers (id -> winner id)
+                          '-(unit key, counts)-> _FinalizeUnitFn [side input: losers]
+                                  -writes-> RUN/docs/<unit>.parquet, RUN/rejected/<unit>.dup.parquet
+                                  -counts-> merged -> RUN/report/extract.json
+
+Output files are named after units and written in input order, so they are byte-identical
+whatever the runner, the worker count or bundle retries.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from pipeline import fs, report
+from pipeline.extract_core import ExtractOptions, extract_unit, text_hash
+from pipeline.parquet_io import RecordWriter, iter_documents
+from pipeline.records import REJECTED, Document, Dropped
+from pipeline.units import Unit
+
+UNIT_COUNTS = "unit_counts"
+
+
+def tmp_docs_path(run_dir: str, unit_key: str) -> str:
+    return fs.join(run_dir, "tmp", "extract", f"{unit_key}.parquet")
+
+
+class _ExtractUnitFn(beam.DoFn):
+    """Extract one unit; emit (text hash, doc id) for dedup and the unit's counts."""
+
+    def __init__(self, options: ExtractOptions, run_dir: str):
+        self._options = options
+        self._run_dir = run_dir
+
+    def setup(self):
+        # wikiextractor keeps module-level state; set all of it once per worker.
+        from pipeline import wiki_clean
+
+        wiki_clean.configure(expand_templates=self._options.expand_templates)
+
+    def process(self, unit: Unit):
+        stats = report.empty()
+        docs_path = tmp_docs_path(self._run_dir, unit.key)
+        rejected_path = fs.join(self._run_dir, "rejected", f"{unit.key}.parquet")
+        with RecordWriter(docs_path, Document) as docs, RecordWriter(rejected_path, Dropped) as rej:
+            for rec in extract_unit(unit, self._options, stats):
+                if isinstance(rec, Document):
+                    docs.write(rec)
+                    if self._options.dedup:
+                        yield text_hash(rec.text), rec.id
+                else:
+                    rej.write(rec)
+                    Metrics.counter("extract", f"{rec.kind}_{rec.reason}").inc()
+        Metrics.counter("extract", "docs_kept").inc(docs.count)
+        yield beam.pvalue.TaggedOutput(UNIT_COUNTS, (unit.key, stats))
+
+
+def duplicate_losers(item: tuple[str, list[str]]):
+    """For one text hash, map every id but the smallest to the smallest (the winner)."""
+    _, ids = item
+    ids = sorted(set(ids))
+    for loser in ids[1:]:
+        yield loser, ids[0]
+
+
+class _FinalizeUnitFn(beam.DoFn):
+    """Copy a unit's kept documents to RUN/docs, moving duplicates to RUN/rejected."""
+
+    def __init__(self, run_dir: str):
+        self._run_dir = run_dir
+
+    def process(self, item: tuple[str, dict], losers: dict):
+        key, stats = item
+        stats = report.merge([stats])  # a private copy
+        out = fs.join(self._run_dir, "docs", f"{key}.parquet")
+        dup_path = fs.join(self._run_dir, "rejected", f"{key}.dup.parquet")
+        dups = []
+        with RecordWriter(out, Document) as docs:
+            for doc in iter_documents(tmp_docs_path(self._run_dir, key)):
+                winner = losers.get(doc.id)
+                if winner is None:
+                    docs.write(doc)
+                    continue
+                dups.append(
+                    Dropped(
+                        doc.id,
+                        doc.source,
+                        doc.path,
+                        doc.title,
+                        REJECTED,
+                        "duplicate",
+                        f"same text as {winner}",
+                    )
+                )
+                report.reclassify(stats, doc.source, "duplicate")
+        if dups:
+            with RecordWriter(dup_path, Dropped) as rej:
+                for d in dups:
+                    rej.write(d)
+            Metrics.counter("extract", "rejected_duplicate").inc(len(dups))
+        yield stats
+
+
+class _WriteJsonFn(beam.DoFn):
+    def __init__(self, path: str):
+        self._path = path
+
+    def process(self, obj: dict):
+        fs.write_bytes(self._path, report.dumps(obj))
+        yield self._path
+
+
+class ExtractDocuments(beam.PTransform):
+    """Units in; documents, rejections and ``RUN/report/extract.json`` written under ``run_dir``."""
+
+    def __init__(self, options: ExtractOptions, run_dir: str):
+        super().__init__()
+        self._options = options
+        self._run_dir = run_dir
+
+    def expand(self, units):
+        extracted = (
+            units
+            | "Spread" >> beam.Reshuffle()
+            | "Extract"
+            >> beam.ParDo(_ExtractUnitFn(self._options, self._run_dir)).with_outputs(
+                UNIT_COUNTS, main="hashes"
+            )
+        )
+        losers = extracted.hashes | "ByText" >> beam.GroupByKey() | beam.FlatMap(duplicate_losers)
+        return (
+            extracted[UNIT_COUNTS]
+            | "Finalize" >> beam.ParDo(_FinalizeUnitFn(self._run_dir), beam.pvalue.AsDict(losers))
+            | "Counts" >> beam.combiners.ToList()
+            | "Merge" >> beam.Map(report.merge)
+            | "Report" >> beam.ParDo(_WriteJsonFn(fs.join(self._run_dir, "report", "extract.json")))
+        )

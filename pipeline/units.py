@@ -1,0 +1,102 @@
+"""Work units of the extraction stage: which bytes of which input file one worker reads.
+
+A unit is a whole file, except for multistream Wikipedia dumps with an index, which are cut
+into byte ranges of whole bz2 streams so one large dump is read by many workers. Units are
+planned in the launching process (listing files and reading small index files only) and
+sorted, so the plan, and every file name derived from it, does not depend on the runner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline import fs
+from pipeline.records import BOOKS, CORPUS, WIKIPEDIA
+
+# Compressed bytes per multistream range: ~50 MB of XML, a few seconds of work per unit.
+DEFAULT_RANGE_BYTES = 16 << 20
+
+
+@dataclass(frozen=True, order=True)
+class Unit:
+    """One piece of input.
+
+    Attributes:
+        source: ``wikipedia``, ``books`` or ``corpus``.
+        relpath: path relative to its input root (hashed into document ids).
+        path: full path on its filesystem.
+        start: first byte of a multistream range, or -1 for the whole file.
+        end: end byte (exclusive) of the range, or -1.
+        header_end: bytes [0, header_end) hold the dump's header stream (ranges only), or -1.
+        index_path: the multistream index used to plan the range ("" for whole files).
+    """
+
+    source: str
+    relpath: str
+    path: str
+    start: int = -1
+    end: int = -1
+    header_end: int = -1
+    index_path: str = ""
+
+    @property
+    def key(self) -> str:
+        """Readable, unique, filesystem-safe name used for this unit's output files."""
+        base = self.relpath.replace("/", "__")
+        if self.start >= 0:
+            base += f"@{self.start:012d}"
+        return f"{self.source}-{base}"
+
+
+def plan_units(
+    wikipedia: list[str],
+    books: list[str],
+    corpora: list[str],
+    range_bytes: int = DEFAULT_RANGE_BYTES,
+    split_multistream: bool = True,
+) -> list[Unit]:
+    """Expand input patterns into sorted units.
+
+    Args:
+        wikipedia: paths or globs of ``.xml`` / ``.xml.bz2`` dumps.
+        books: directories (``*.txt`` inside) or globs of book files.
+        corpora: paths or globs of JSONL / Parquet / text corpora.
+        range_bytes: target compressed bytes per multistream range.
+        split_multistream: read multistream dumps with an index in ranges.
+    """
+    units: list[Unit] = []
+    for pattern in wikipedia:
+        for f in fs.expand(pattern):
+            if f.relpath.endswith("-index.txt.bz2") or f.relpath.endswith("-index.txt"):
+                continue  # an index beside its dump, matched by a broad glob
+            units.extend(_wiki_units(f, range_bytes, split_multistream))
+    for pattern in books:
+        units.extend(Unit(BOOKS, f.relpath, f.path) for f in fs.expand(pattern, "*.txt"))
+    for pattern in corpora:
+        units.extend(Unit(CORPUS, f.relpath, f.path) for f in fs.expand(pattern, "*"))
+    units = sorted(set(units))
+    keys = [u.key for u in units]
+    if len(set(keys)) != len(keys):
+        raise ValueError("two inputs map to the same relative path; give distinct roots")
+    return units
+
+
+def _wiki_units(f: fs.InputFile, range_bytes: int, split: bool) -> list[Unit]:
+    whole = [Unit(WIKIPEDIA, f.relpath, f.path)]
+    if not split or not f.path.endswith(".bz2"):
+        return whole
+    from pipeline import multistream
+
+    index_path = multistream.find_index(f.path)
+    if not index_path:
+        return whole
+    with fs.open_read(index_path) as idx:
+        offsets = multistream.read_index(idx)
+    if len(offsets) < 2:
+        return whole
+    header_end = multistream.header_end(offsets)
+    ranges = multistream.plan_ranges(offsets, f.size, range_bytes)
+    return [
+        Unit(WIKIPEDIA, f.relpath, f.path, start, end, header_end, index_path)
+        for start, end in ranges
+    ]
