@@ -99,7 +99,7 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     )
     e.add_argument(
         "--range-mb",
-        type=int,
+        type=float,
         default=16,
         help="compressed MB per work unit when splitting multistream dumps (default 16)",
     )
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     marker = fs.join(run_dir, "docs", DONE_MARKER)
     if fs.exists(marker) and not args.overwrite:
         raise UserError(f"{run_dir}/docs is already complete; pass --overwrite to redo it")
-    units = plan_units(args.wikipedia, args.books, args.corpus, args.range_mb << 20)
+    units = plan_units(args.wikipedia, args.books, args.corpus, int(args.range_mb * (1 << 20)))
     clear_outputs(run_dir)
     for sub in ("docs", "rejected", "report", "tmp/extract"):
         fs.makedirs(fs.join(run_dir, sub))

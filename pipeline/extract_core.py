@@ -117,7 +117,7 @@ def _wiki_stream(unit: Unit, raw):
     if unit.start >= 0:
         from pipeline import multistream
 
-        return multistream.open_range(raw, unit.start, unit.end, unit.header_end)
+        return multistream.open_range(raw, unit.start, unit.end, unit.header)
     if unit.path.endswith(".bz2"):
         import bz2
 

@@ -20,6 +20,7 @@ from apache_beam.metrics import Metrics
 
 from pipeline import fs, report
 from pipeline.extract_core import ExtractOptions, extract_unit, text_hash
+from pipeline.file_stage import WriteJsonFn
 from pipeline.parquet_io import RecordWriter, iter_documents
 from pipeline.records import REJECTED, Document, Dropped
 from pipeline.units import Unit
@@ -107,15 +108,6 @@ class _FinalizeUnitFn(beam.DoFn):
         yield stats
 
 
-class _WriteJsonFn(beam.DoFn):
-    def __init__(self, path: str):
-        self._path = path
-
-    def process(self, obj: dict):
-        fs.write_bytes(self._path, report.dumps(obj))
-        yield self._path
-
-
 class ExtractDocuments(beam.PTransform):
     """Units in; documents, rejections and ``RUN/report/extract.json`` written under ``run_dir``."""
 
@@ -139,5 +131,5 @@ class ExtractDocuments(beam.PTransform):
             | "Finalize" >> beam.ParDo(_FinalizeUnitFn(self._run_dir), beam.pvalue.AsDict(losers))
             | "Counts" >> beam.combiners.ToList()
             | "Merge" >> beam.Map(report.merge)
-            | "Report" >> beam.ParDo(_WriteJsonFn(fs.join(self._run_dir, "report", "extract.json")))
+            | "Report" >> beam.ParDo(WriteJsonFn(fs.join(self._run_dir, "report", "extract.json")))
         )

@@ -70,7 +70,7 @@ class RecordWriter:
         if isinstance(row, dict):
             row = tuple(row[n] for n in self._names)
         self._rows.append(row)
-        self._bytes += sum(len(v) for v in row if isinstance(v, str))
+        self._bytes += _text_bytes(row)
         self.count += 1
         if self._bytes >= ROW_GROUP_BYTES or len(self._rows) >= ROW_GROUP_ROWS:
             self._flush()
@@ -97,6 +97,15 @@ class RecordWriter:
             fs.publish_local(self._local, self.path)
         elif os.path.exists(self._local):
             os.unlink(self._local)
+
+
+def _text_bytes(value) -> int:
+    """Approximate in-memory size of the text in a row (strings, nested lists of strings)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, (list, tuple)):
+        return sum(_text_bytes(v) for v in value)
+    return 8
 
 
 def write_records(path: str, records: Iterable, record_type: type) -> int:

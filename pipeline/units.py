@@ -8,7 +8,8 @@ sorted, so the plan, and every file name derived from it, does not depend on the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 
 from pipeline import fs
 from pipeline.records import BOOKS, CORPUS, WIKIPEDIA
@@ -27,8 +28,8 @@ class Unit:
         path: full path on its filesystem.
         start: first byte of a multistream range, or -1 for the whole file.
         end: end byte (exclusive) of the range, or -1.
-        header_end: bytes [0, header_end) hold the dump's header stream (ranges only), or -1.
-        index_path: the multistream index used to plan the range ("" for whole files).
+        header: the dump's decompressed XML header (``<mediawiki>`` + ``<siteinfo>``),
+            prepended to every range so each range parses as a complete document (ranges only).
     """
 
     source: str
@@ -36,8 +37,7 @@ class Unit:
     path: str
     start: int = -1
     end: int = -1
-    header_end: int = -1
-    index_path: str = ""
+    header: bytes = field(default=b"", compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -87,16 +87,16 @@ def _wiki_units(f: fs.InputFile, range_bytes: int, split: bool) -> list[Unit]:
         return whole
     from pipeline import multistream
 
-    index_path = multistream.find_index(f.path)
+    index_path = multistream.find_index(f.path, exists=fs.exists)
     if not index_path:
+        if f.size > 4 * range_bytes:
+            print(
+                f"extract: {f.relpath} has no multistream index beside it and is read by one "
+                "worker; `bertprep recompress` makes a splittable copy",
+                file=sys.stderr,
+            )
         return whole
-    with fs.open_read(index_path) as idx:
-        offsets = multistream.read_index(idx)
-    if len(offsets) < 2:
-        return whole
-    header_end = multistream.header_end(offsets)
-    ranges = multistream.plan_ranges(offsets, f.size, range_bytes)
+    plan = multistream.plan_dump(fs.open_read, f.path, index_path, f.size, range_bytes)
     return [
-        Unit(WIKIPEDIA, f.relpath, f.path, start, end, header_end, index_path)
-        for start, end in ranges
+        Unit(WIKIPEDIA, f.relpath, f.path, start, end, plan.header) for start, end in plan.ranges
     ]
