@@ -26,6 +26,7 @@ class Stage:
     beam: bool = False
 
 
+# Stages appear here as they land: instances, build, train, export, import, finetune, report.
 STAGES: dict[str, Stage] = {
     "extract": Stage(
         "pipeline.extract_cli",
@@ -41,17 +42,11 @@ STAGES: dict[str, Stage] = {
         "pipeline.vocab_cli", "train or import a WordPiece vocab (RUN/vocab)", beam=True
     ),
     "instances": Stage(
-        "pipeline.instances_cli", "sentences -> masked-LM/NSP HDF5 shards", beam=True
-    ),
-    "build": Stage(
-        "pipeline.build_cli", "every stage from raw inputs to verified shards", beam=True
+        "pipeline.instances_cli",
+        "sentences -> masked-LM/NSP HDF5 shards (RUN/seq128, RUN/seq512)",
+        beam=True,
     ),
     "shards": Stage("sharding.cli", "verify or inspect a shard directory"),
-    "train": Stage("pretrain.train", "pretrain BERT on shards (MLM + NSP)"),
-    "export": Stage("pretrain.export_cli", "checkpoint -> transformers-loadable directory"),
-    "import": Stage("pretrain.import_cli", "transformers BERT directory -> our checkpoint"),
-    "finetune": Stage("pretrain.finetune_cli", "fine-tune a sequence classifier"),
-    "report": Stage("pipeline.report_cli", "HTML report with plots for a run directory"),
 }
 
 

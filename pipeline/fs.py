@@ -119,7 +119,7 @@ def makedirs(path: str) -> None:
 def list_files(pattern: str) -> list[str]:
     """Paths matching ``pattern``, sorted; an empty list when nothing matches."""
     if "://" not in pattern:
-        return sorted(p for p in _glob.glob(pattern) if os.path.isfile(p))
+        return sorted(p for p in _glob.glob(pattern, recursive=True) if os.path.isfile(p))
     try:
         result = FileSystems.match([pattern])
     except Exception:

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--world-size", type=int, help="ranks you will train on: warn if there are fewer shards"
     )
     inspect = sub.add_parser("inspect", help="statistics and decoded examples")
-    inspect.add_argument("directory")
+    inspect.add_argument("directory", help="shard directory to summarise")
     inspect.add_argument("--vocab", help="vocab.txt for decoding (default DIR/vocab.txt)")
     inspect.add_argument("--examples", type=int, default=3, help="instances to decode (3)")
     inspect.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -1,0 +1,257 @@
+"""Build masked-LM / next-sentence instances into balanced HDF5 shards (NVIDIA's BERT schema).
+
+Reads RUN/sentences (from bertprep segment), or with --input the classic
+create_pretraining_data.py format (one sentence per line, a blank line between documents), and
+the vocab in RUN/vocab (or --vocab). Without --max-seq-length one tokenization pass writes both
+phases: RUN/seq128 (max predictions 20) and RUN/seq512 (80). Each phase directory holds
+shard_training_NNNNN.hdf5 (equal instance counts, at most 1 apart), shard_validation_NNNNN.hdf5,
+vocab.txt, tokenizer.json and manifest.json, and is verified at the end.
+
+Google's algorithm with three documented deviations that remove its biases (short target drawn
+per instance; a one-sentence chunk is not forced to a random next; random replacement tokens
+exclude [unusedN] and specials); --classic restores Google's exact behaviour. Every random choice
+derives from (--seed, document id, dupe index): the shards do not depend on the runner, the
+worker count or the input order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from bertprep.errors import UserError
+from pipeline import fs, report
+
+DONE_MARKER = "_SUCCESS"
+DEFAULT_PHASES = ((128, 20), (512, 80))
+
+
+def add_instance_arguments(parser: argparse.ArgumentParser) -> None:
+    """Instance flags shared by ``instances`` and ``build`` (Google's names where they exist)."""
+    g = parser.add_argument_group("instances")
+    g.add_argument(
+        "--max-seq-length",
+        type=int,
+        help="one phase of this length (default: both seq 128 and seq 512)",
+    )
+    g.add_argument(
+        "--max-predictions-per-seq",
+        type=int,
+        help="masked positions per instance (default 20 for 128, 80 for 512, else ceil(0.15 L))",
+    )
+    g.add_argument(
+        "--dupe-factor",
+        type=int,
+        default=5,
+        help="passes over each document with different masks (default 5)",
+    )
+    g.add_argument("--masked-lm-prob", type=float, default=0.15, help="default 0.15")
+    g.add_argument(
+        "--short-seq-prob",
+        type=float,
+        default=0.1,
+        help="probability of a shorter target length (default 0.1)",
+    )
+    g.add_argument("--seed", type=int, default=12345, help="random seed (default 12345)")
+    g.add_argument(
+        "--num-shards",
+        type=int,
+        help="training shards per phase (default: about 32768 instances each)",
+    )
+    g.add_argument(
+        "--num-validation-shards",
+        type=int,
+        default=1,
+        help="validation shards per phase (default 1)",
+    )
+    g.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.01,
+        help="fraction of documents (chosen by id) whose instances go to validation "
+        "shards (default 0.01)",
+    )
+    g.add_argument(
+        "--group-tokens",
+        type=int,
+        default=2_000_000,
+        help="tokens per random-next group (default 2000000; see docs/architecture.md)",
+    )
+    g.add_argument("--whole-word-mask", action="store_true", help="mask whole words")
+    g.add_argument(
+        "--no-nsp",
+        action="store_true",
+        help="MLM only: [CLS] text [SEP], contiguous segments, no next-sentence task",
+    )
+    g.add_argument(
+        "--unmasked",
+        action="store_true",
+        help="store no masks (the loader masks dynamically); no masked_lm_* datasets",
+    )
+    g.add_argument(
+        "--classic", action="store_true", help="Google's exact behaviour, known biases included"
+    )
+    g.add_argument(
+        "--gzip-level",
+        type=int,
+        default=1,
+        help="shard compression 0-9 (default 1: 3%% larger than 4, 1.5x faster)",
+    )
+    g.add_argument(
+        "--world-size", type=int, help="GPUs you will train on: warn when there are fewer shards"
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_instance_arguments(parser)
+    parser.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="PATH_OR_GLOB",
+        help="classic text files instead of RUN/sentences; repeatable",
+    )
+    parser.add_argument(
+        "--vocab",
+        metavar="PATH",
+        help="vocab.txt or tokenizer.json (default: RUN/vocab/tokenizer.json)",
+    )
+    parser.add_argument(
+        "--cased",
+        action="store_true",
+        help="with a vocab.txt --vocab: do not lowercase (default: lowercase)",
+    )
+    parser.add_argument("--output", required=True, metavar="RUN", help="run directory")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace shards built with another configuration"
+    )
+
+
+def phase_configs(args) -> list:
+    """One InstanceConfig per phase."""
+    from pipeline.instance_types import InstanceConfig
+
+    if args.max_seq_length:
+        default_p = dict(DEFAULT_PHASES).get(
+            args.max_seq_length, -(-args.max_seq_length * 15 // 100)
+        )
+        phases = [(args.max_seq_length, args.max_predictions_per_seq or default_p)]
+    else:
+        if args.max_predictions_per_seq:
+            raise UserError("--max-predictions-per-seq needs --max-seq-length")
+        phases = list(DEFAULT_PHASES)
+    return [
+        InstanceConfig(
+            max_seq_length=seq,
+            max_predictions_per_seq=p,
+            dupe_factor=args.dupe_factor,
+            masked_lm_prob=args.masked_lm_prob,
+            short_seq_prob=args.short_seq_prob,
+            whole_word_mask=args.whole_word_mask,
+            no_nsp=args.no_nsp,
+            unmasked=args.unmasked,
+            classic=args.classic,
+        )
+        for seq, p in phases
+    ]
+
+
+def resolve_vocab(args, run_dir: str) -> tuple[list[str], bool, bool | None, str]:
+    """(tokens, lowercase, strip_accents, source path) of the vocab to tokenize with."""
+    from pipeline.vocab_files import load_vocab
+
+    path = args.vocab
+    if not path:
+        path = fs.join(run_dir, "vocab", "tokenizer.json")
+        if not fs.exists(path):
+            raise UserError(f"no vocab: run bertprep vocab first or pass --vocab ({path})")
+    loaded = load_vocab(path)
+    lowercase = loaded.lowercase if loaded.lowercase is not None else not args.cased
+    if path.endswith(".json"):
+        beside = path[: -len("tokenizer.json")] + "vocab.txt"
+        if fs.exists(beside) and load_vocab(beside).tokens != loaded.tokens:
+            raise UserError(f"{path} and {beside} hold different vocabularies")
+    return loaded.tokens, lowercase, loaded.strip_accents, path
+
+
+def input_files(args, run_dir: str) -> tuple[list[str], int]:
+    """(sorted input paths, estimated tokens)."""
+    from pipeline.instances_plan import CHARS_PER_TOKEN
+
+    if args.input:
+        files = sorted({f.path: f.size for p in args.input for f in fs.expand(p)}.items())
+        return [p for p, _ in files], int(sum(s for _, s in files) / CHARS_PER_TOKEN)
+    from pipeline.file_stage import input_files as stage_files
+
+    files = stage_files(run_dir, "sentences", "sentences")
+    chars = report.load_json(fs.join(run_dir, "report.json")).get("segment", {}).get("chars")
+    if chars is None:
+        chars = sum(f.size for f in fs.expand(fs.join(run_dir, "sentences", "*.parquet"))) * 3
+    return files, int(chars / CHARS_PER_TOKEN)
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from pipeline import instances_finish
+
+    run_dir = args.output.rstrip("/")
+    configs = phase_configs(args)
+    if (args.num_shards is not None and args.num_shards < 1) or args.num_validation_shards < 1:
+        raise UserError("--num-shards and --num-validation-shards must be at least 1")
+    if not 0.0 <= args.validation_fraction < 0.5:
+        raise UserError("--validation-fraction must be in [0, 0.5)")
+    tokens, lowercase, strip, vocab_path = resolve_vocab(args, run_dir)
+    files, est_tokens = input_files(args, run_dir)
+    spec = {
+        "run_dir": run_dir,
+        "configs": configs,
+        "seed": args.seed,
+        "vocab_tokens": tokens,
+        "lowercase": lowercase,
+        "strip_accents": strip,
+        "validation_fraction": args.validation_fraction,
+        "groups": _groups(est_tokens, args.group_tokens),
+        "num_shards": args.num_shards,
+        "num_val_shards": args.num_validation_shards,
+        "gzip_level": args.gzip_level,
+    }
+    build_config = instances_finish.build_config(args, spec, vocab_path)
+    todo = instances_finish.prepare_phase_dirs(
+        run_dir, configs, build_config, tokens, lowercase, strip, args.overwrite
+    )
+    if not todo:
+        print("instances: every phase is already complete", file=sys.stderr)
+        return 0
+    spec["configs"] = todo
+    _run_pipeline(files, spec, extra)
+    summary = instances_finish.finish(run_dir, todo, build_config, args.world_size)
+    report.update_run_report(run_dir, "instances", summary)
+    print(
+        json.dumps(
+            {
+                p: {k: v for k, v in s.items() if k in ("training", "validation", "shards")}
+                for p, s in summary.items()
+            },
+            indent=1,
+            sort_keys=True,
+        )
+    )
+    return 0
+
+
+def _groups(est_tokens: int, group_tokens: int) -> int:
+    from pipeline.instances_plan import num_groups
+
+    if group_tokens < 1000:
+        raise UserError("--group-tokens must be at least 1000")
+    return num_groups(est_tokens, group_tokens)
+
+
+def _run_pipeline(files: list[str], spec: dict, extra: list[str]) -> None:
+    import apache_beam as beam
+
+    from pipeline import beam_runner
+    from pipeline.instances_transforms import BuildShards
+
+    with beam.Pipeline(options=beam_runner.pipeline_options(extra)) as p:
+        _ = p | "Inputs" >> beam.Create(list(enumerate(files))) | "Build" >> BuildShards(spec)
