@@ -46,6 +46,9 @@ STAGES: dict[str, Stage] = {
         "sentences -> masked-LM/NSP HDF5 shards (RUN/seq128, RUN/seq512)",
         beam=True,
     ),
+    "build": Stage(
+        "pipeline.build_cli", "every data stage from raw inputs to verified shards", beam=True
+    ),
     "shards": Stage("sharding.cli", "verify or inspect a shard directory"),
 }
 

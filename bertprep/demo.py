@@ -21,20 +21,24 @@ CORPUS = ROOT / "corpus"
 def stages(run: str, fast: bool) -> list[tuple[str, list[str]]]:
     """The demo's commands, in order: (label, bertprep argv)."""
     wiki = str(CORPUS / "wikipedia" / "*")
+    build = [
+        "build",
+        "--wikipedia",
+        wiki,
+        "--books",
+        str(CORPUS / "books"),
+        "--output",
+        run,
+        "--vocab-size",
+        "8000" if fast else "16000",
+        "--overwrite",
+    ]
+    if fast:
+        build += ["--dupe-factor", "1"]
     return [
-        (
-            "extract",
-            [
-                "extract",
-                "--wikipedia",
-                wiki,
-                "--books",
-                str(CORPUS / "books"),
-                "--output",
-                run,
-                "--overwrite",
-            ],
-        ),
+        ("build", build),
+        ("verify seq128", ["shards", "verify", f"{run}/seq128"]),
+        ("verify seq512", ["shards", "verify", f"{run}/seq512"]),
     ]
 
 
@@ -61,6 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     print("\n=== summary")
     print(f"documents: {report['docs_in']} in, {report['docs_out']} out -> {args.output}/docs")
     print(f"skipped: {report['skipped']}  rejected: {report['rejected']}")
+    seg, voc = report.get("segment", {}), report.get("vocab", {})
+    print(f"sentences: {seg.get('sentences')} -> {args.output}/sentences")
+    print(
+        f"vocab: {voc.get('vocab_size')} entries, held-out tokens/word "
+        f"{voc.get('tokens_per_word')} -> {args.output}/vocab"
+    )
+    for phase, info in sorted(report.get("instances", {}).items()):
+        print(
+            f"{phase}: {info['training']} training + {info['validation']} validation instances"
+            f" in {info['shards']} shards -> {args.output}/{phase}"
+        )
     for label, secs in timings.items():
         print(f"time {label}: {secs:.1f} s")
     return 0

@@ -151,7 +151,14 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     marker = fs.join(run_dir, "docs", DONE_MARKER)
     if fs.exists(marker) and not args.overwrite:
         raise UserError(f"{run_dir}/docs is already complete; pass --overwrite to redo it")
-    units = plan_units(args.wikipedia, args.books, args.corpus, int(args.range_mb * (1 << 20)))
+    units = plan_units(
+        args.wikipedia,
+        args.books,
+        args.corpus,
+        int(args.range_mb * (1 << 20)),
+        # template expansion reads each dump twice (Template pages first): whole files only
+        split_multistream=not args.expand_templates,
+    )
     clear_outputs(run_dir)
     for sub in ("docs", "rejected", "report", "tmp/extract"):
         fs.makedirs(fs.join(run_dir, sub))

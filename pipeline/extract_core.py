@@ -109,7 +109,8 @@ def _read_wikipedia(unit: Unit, options: ExtractOptions, stats: dict):
         yield from result
         cut = getattr(result, "cut", None)
         if cut:
-            stats["cuts"].append({"path": unit.relpath, "detail": str(cut)})
+            detail = f"{cut.reason} after {cut.pages_before} complete pages: {cut.detail}"
+            stats["cuts"].append({"path": unit.relpath, "detail": detail})
 
 
 def _wiki_stream(unit: Unit, raw):

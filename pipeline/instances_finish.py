@@ -7,6 +7,7 @@ Runs in the launching process. Phase directories are local or remote through
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -20,7 +21,14 @@ PLANNED = "_config.json"  # the configuration a phase directory is being built w
 
 
 def build_config(args, spec: dict, vocab_path: str) -> dict:
-    """The configuration recorded in each manifest (and compared on reruns)."""
+    """The configuration recorded in each manifest (and compared on reruns).
+
+    The vocab is identified by the sha256 of its tokens, not by its path, so a run directory
+    that moved (or a gs:// copy) still matches.
+    """
+    from pipeline.vocab_files import vocab_txt_bytes
+
+    vocab_sha = hashlib.sha256(vocab_txt_bytes(spec["vocab_tokens"])).hexdigest()
     return {
         "dupe_factor": args.dupe_factor,
         "masked_lm_prob": args.masked_lm_prob,
@@ -38,7 +46,7 @@ def build_config(args, spec: dict, vocab_path: str) -> dict:
         "strip_accents": spec["strip_accents"],
         "seed": args.seed,
         "inputs": "classic text (--input)" if args.input else "RUN/sentences",
-        "vocab_source": vocab_path,
+        "vocab_sha256": vocab_sha,
     }
 
 

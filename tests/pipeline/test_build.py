@@ -1,0 +1,96 @@
+"""`bertprep build`: raw inputs -> verified shards in one command; a killed build resumes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bertprep.cli import main as bertprep
+from sharding.verify import verify_dir
+
+
+def _args(books, run):
+    return [
+        "build",
+        "--books",
+        str(books),
+        "--output",
+        str(run),
+        "--vocab-size",
+        "3000",
+        "--dupe-factor",
+        "1",
+        "--num-shards",
+        "2",
+        "--group-tokens",
+        "20000",
+    ]
+
+
+def _shards(run):
+    return {
+        f"{p.parent.name}/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
+        for phase in ("seq128", "seq512")
+        for p in sorted((run / phase).glob("*.hdf5"))
+    }
+
+
+@pytest.fixture(scope="module")
+def books(corpus_dir, tmp_path_factory):
+    d = tmp_path_factory.mktemp("books")
+    for name in ("1952-0.txt", "11-0.txt"):
+        shutil.copy(corpus_dir / "books" / name, d / name)
+    return d
+
+
+@pytest.fixture(scope="module")
+def reference(books, tmp_path_factory):
+    run = tmp_path_factory.mktemp("ref") / "run"
+    assert bertprep(_args(books, run)) == 0
+    return run
+
+
+def test_build_writes_verified_shards_for_both_phases(reference):
+    for phase in ("seq128", "seq512"):
+        assert verify_dir(reference / phase) == []
+        assert (reference / phase / "manifest.json").exists()
+    for stage in ("docs", "sentences", "vocab"):
+        assert (reference / stage / "_SUCCESS").exists()
+
+
+def test_rerun_skips_finished_stages_and_shards(books, reference, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    # As if killed while writing seq512: its marker, manifest and one shard are gone.
+    for name in ("_SUCCESS", "manifest.json", "shard_training_00001.hdf5"):
+        (run / "seq512" / name).unlink()
+    kept = (run / "seq512" / "shard_training_00000.hdf5").stat().st_mtime_ns
+    assert bertprep(_args(books, run)) == 0
+    err = capsys.readouterr().err
+    assert all(f"{s} already complete, skipped" in err for s in ("extract", "segment", "vocab"))
+    assert (run / "seq512" / "shard_training_00000.hdf5").stat().st_mtime_ns == kept
+    assert _shards(run) == _shards(reference)
+
+
+def test_sigkilled_build_resumes_to_identical_shards(books, reference, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "bertprep", *_args(books, run)]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.time() + 240
+    while not (run / "sentences" / "_SUCCESS").exists() and proc.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "seq128" / "_SUCCESS").exists()
+    assert bertprep(_args(books, run)) == 0
+    assert _shards(run) == _shards(reference)

@@ -1,0 +1,255 @@
+"""End-to-end tests of `bertprep extract` on the bundled corpus, across runners and filesystems."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from bertprep.cli import main as bertprep
+from pipeline import report
+from tests.pipeline.memfs import MemFileSystem
+
+REMNANTS = ("[[", "{{", "<ref", "{|", "|}")
+
+
+def _small_inputs(corpus_dir: Path, tmp: Path) -> tuple[Path, Path]:
+    wiki, books = tmp / "wiki", tmp / "books"
+    wiki.mkdir()
+    books.mkdir()
+    for name in (
+        "mediawiki-dump_fowiki-dump.xml.bz2",
+        "wiki2txt_enwiki-52-pages.xml",
+        "dumpster-dive_tinywiki-latest-pages-articles.xml",
+    ):
+        shutil.copy(corpus_dir / "wikipedia" / name, wiki / name)
+    for name in ("1952-0.txt", "11-0.txt"):
+        shutil.copy(corpus_dir / "books" / name, books / name)
+    return wiki, books
+
+
+def _docs(run: Path) -> list[dict]:
+    rows = []
+    for f in sorted((run / "docs").glob("*.parquet")):
+        rows += pq.read_table(f).to_pylist()
+    return rows
+
+
+def _rejected(run: Path) -> list[dict]:
+    rows = []
+    for f in sorted((run / "rejected").glob("*.parquet")):
+        rows += pq.read_table(f).to_pylist()
+    return rows
+
+
+def _file_bytes(run: Path) -> dict[str, bytes]:
+    out = {}
+    for sub in ("docs", "rejected"):
+        for f in sorted((run / sub).glob("*.parquet")):
+            out[f"{sub}/{f.name}"] = f.read_bytes()
+    out["report.json"] = (run / "report.json").read_bytes()
+    return out
+
+
+@pytest.fixture(scope="module")
+def full_run(corpus_dir, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    rc = bertprep(
+        [
+            "extract",
+            "--wikipedia",
+            str(corpus_dir / "wikipedia" / "*"),
+            "--books",
+            str(corpus_dir / "books"),
+            "--output",
+            str(run),
+        ]
+    )
+    assert rc == 0
+    return run
+
+
+def test_bundled_corpus_counts_add_up(full_run):
+    rep = report.load_json(str(full_run / "report.json"))
+    docs, dropped = _docs(full_run), _rejected(full_run)
+    assert report.balanced(rep)
+    assert rep["docs_out"] == len(docs) > 100
+    assert rep["docs_in"] == len(docs) + len(dropped)
+    assert rep["by_source"]["books"]["docs_out"] == 4
+    assert rep["skipped"]["redirect"] >= 150  # gensim 100 + 52-pages 50 + viwiki 3 (SOURCES.md)
+    # the viwiki sample ends without </mediawiki>; the cut is reported, its pages kept
+    assert any("viwiki" in c["path"] for c in rep["cuts"])
+    assert len({d["id"] for d in docs}) == len(docs)
+
+
+def test_bundled_corpus_text_is_clean(full_run):
+    for d in _docs(full_run):
+        assert not any(r in d["text"] for r in REMNANTS), (d["title"], d["text"][:200])
+        assert "Project Gutenberg" not in d["text"]
+        assert d["text"] == d["text"].strip() and "\n\n" not in d["text"]
+
+
+def test_rerun_refused_without_overwrite(full_run, corpus_dir, capsys):
+    rc = bertprep(["extract", "--books", str(corpus_dir / "books"), "--output", str(full_run)])
+    assert rc == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_duplicates_rejected_smallest_id_wins(corpus_dir, tmp_path):
+    a, b = tmp_path / "in" / "a", tmp_path / "in" / "b"
+    a.mkdir(parents=True)
+    b.mkdir()
+    shutil.copy(corpus_dir / "books" / "1952-0.txt", a / "wallpaper.txt")
+    shutil.copy(corpus_dir / "books" / "1952-0.txt", b / "copy.txt")
+    run = tmp_path / "run"
+    assert (
+        bertprep(["extract", "--books", str(tmp_path / "in" / "*" / "*.txt"), "--output", str(run)])
+        == 0
+    )
+    docs, dropped = _docs(run), _rejected(run)
+    assert len(docs) == 1 and len(dropped) == 1
+    assert dropped[0]["reason"] == "duplicate"
+    assert docs[0]["id"] < dropped[0]["id"]
+    assert report.load_json(str(run / "report.json"))["rejected"] == {"duplicate": 1}
+
+
+def test_same_bytes_across_runners(corpus_dir, tmp_path):
+    wiki, books = _small_inputs(corpus_dir, tmp_path)
+    base = ["extract", "--wikipedia", str(wiki / "*"), "--books", str(books)]
+    outputs = {}
+    for name, beam_args in {
+        "fnapi-1": [],
+        "fnapi-2": ["--direct_num_workers", "2"],
+        "bundle": ["--runner", "BundleBasedDirectRunner"],
+    }.items():
+        run = tmp_path / name
+        assert bertprep(base + ["--output", str(run)] + beam_args) == 0
+        outputs[name] = _file_bytes(run)
+    assert outputs["fnapi-1"] == outputs["fnapi-2"] == outputs["bundle"]
+    assert len(outputs["fnapi-1"]) >= 6
+
+
+def test_memfs_filesystem_gives_same_documents(corpus_dir, tmp_path):
+    wiki, books = _small_inputs(corpus_dir, tmp_path)
+    MemFileSystem.put_tree(wiki, "memfs://in/wiki")
+    MemFileSystem.put_tree(books, "memfs://in/books")
+    assert (
+        bertprep(
+            [
+                "extract",
+                "--wikipedia",
+                "memfs://in/wiki/*",
+                "--books",
+                "memfs://in/books",
+                "--output",
+                "memfs://run",
+            ]
+        )
+        == 0
+    )
+    local = tmp_path / "local"
+    assert (
+        bertprep(
+            [
+                "extract",
+                "--wikipedia",
+                str(wiki / "*"),
+                "--books",
+                str(books),
+                "--output",
+                str(local),
+            ]
+        )
+        == 0
+    )
+    expected = _file_bytes(local)
+    got = {k: MemFileSystem.FILES.get(f"memfs://run/{k}") for k in expected}
+    assert got == expected
+    assert "memfs://run/docs/_SUCCESS" in MemFileSystem.FILES
+
+
+def test_extract_never_imports_torch(corpus_dir, tmp_path):
+    """A pipeline-only install has no torch: make it unimportable and run the stage."""
+    fake = tmp_path / "fake"
+    (fake / "torch").mkdir(parents=True)
+    (fake / "torch" / "__init__.py").write_text("raise ImportError('torch must not be imported')\n")
+    env = dict(os.environ, PYTHONPATH=f"{fake}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bertprep",
+            "extract",
+            "--books",
+            str(corpus_dir / "books"),
+            "--output",
+            str(tmp_path / "run"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert len(list((tmp_path / "run" / "docs").glob("*.parquet"))) == 4
+
+
+def test_no_inputs_is_a_clear_error(tmp_path, capsys):
+    assert bertprep(["extract", "--output", str(tmp_path / "r")]) == 2
+    assert "at least one input" in capsys.readouterr().err
+    assert (
+        bertprep(["extract", "--books", str(tmp_path / "nothing"), "--output", str(tmp_path / "r")])
+        == 2
+    )
+    assert "no input files" in capsys.readouterr().err
+
+
+def test_multistream_split_read_equals_whole_read(corpus_dir, tmp_path):
+    """`bertprep recompress` then extract in byte ranges == extract of the plain dump."""
+    src = (
+        corpus_dir
+        / "wikipedia"
+        / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+    )
+    plain, multi = tmp_path / "plain", tmp_path / "multi"
+    plain.mkdir()
+    multi.mkdir()
+    shutil.copy(src, plain / "dump.xml.bz2")
+    assert (
+        bertprep(
+            [
+                "recompress",
+                str(plain / "dump.xml.bz2"),
+                "--output",
+                str(multi / "dump.xml.bz2"),
+                "--pages-per-stream",
+                "10",
+            ]
+        )
+        == 0
+    )
+    assert (multi / "dump-index.txt.bz2").exists()
+    runs = {}
+    for name, inp, extra in (("whole", plain, []), ("split", multi, ["--range-mb", "0.2"])):
+        run = tmp_path / f"run-{name}"
+        assert (
+            bertprep(
+                ["extract", "--wikipedia", str(inp / "dump.xml.bz2"), "--output", str(run), *extra]
+            )
+            == 0
+        )
+        runs[name] = run
+    assert len(list((runs["split"] / "docs").glob("*.parquet"))) >= 5  # several ranges
+    assert _docs(runs["split"]) == _docs(runs["whole"])
+    assert sorted(_rejected(runs["split"]), key=lambda r: r["id"]) == sorted(
+        _rejected(runs["whole"]), key=lambda r: r["id"]
+    )
+    whole, split = (report.load_json(str(r / "report.json")) for r in runs.values())
+    assert {k: whole[k] for k in ("docs_in", "docs_out", "skipped", "rejected")} == {
+        k: split[k] for k in ("docs_in", "docs_out", "skipped", "rejected")
+    }
