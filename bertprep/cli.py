@@ -49,6 +49,7 @@ STAGES: dict[str, Stage] = {
     "build": Stage(
         "pipeline.build_cli", "every data stage from raw inputs to verified shards", beam=True
     ),
+    "train": Stage("pretrain.train", "pretrain BERT on shards (MLM + NSP), torchrun-ready"),
     "shards": Stage("sharding.cli", "verify or inspect a shard directory"),
 }
 

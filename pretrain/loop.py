@@ -1,0 +1,246 @@
+"""The training run: build everything, restore state, loop over steps, checkpoint, evaluate.
+
+Reads top to bottom: :meth:`Run.__init__` builds model, optimizer, schedule, scaler and data;
+:meth:`Run.restore` applies ``--resume`` or ``--init-from``; :meth:`Run.train` loops.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from bertprep.errors import UserError
+from pretrain import checkpoint as ckpt
+from pretrain import dist
+from pretrain.config import BertConfig, preset
+from pretrain.data import PretrainLoader, ValidationLoader, check_compatible
+from pretrain.lamb import lamb_param_groups, make_lamb, reset_step_count
+from pretrain.metrics import MetricsLog
+from pretrain.model import BertForPreTraining
+from pretrain.schedule import poly_warmup_scheduler
+from pretrain.trainer import evaluate, make_scaler, train_step
+from sharding.reader import ShardSet
+
+
+class Run:
+    """One phase of pretraining in one output directory."""
+
+    def __init__(self, args, settings: dict, info: dist.DistInfo):
+        self.args, self.s, self.info = args, settings, info
+        self.output = Path(args.output)
+        self.precision = args.precision or ("bf16" if info.device.type == "cuda" else "fp32")
+        self.shards = ShardSet.open(args.data)
+        self.cfg = self._model_config()
+        check_compatible(self.shards, self.cfg.vocab_size, self.cfg.max_position_embeddings)
+        torch.manual_seed(settings["seed"])
+        self.model = BertForPreTraining(self.cfg).to(info.device)
+        self.optimizer = make_lamb(lamb_param_groups(self.model), lr=settings["lr"])
+        self.scaler = make_scaler(info.device, self.precision)
+        self.step = 0
+        self.restore()
+        self.scheduler = poly_warmup_scheduler(
+            self.optimizer, settings["total_steps"], settings["warmup"]
+        )
+        if self._saved is not None and self._saved.get("scheduler") is not None:
+            self.scheduler.load_state_dict(self._saved["scheduler"])
+            # A new LambdaLR sets every group's lr to step 1's value; put back the saved one.
+            for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
+                group["lr"] = lr
+        self.loader = self._loader()
+        if self._saved is not None and self._saved.get("sampler") is not None:
+            self.loader.load_state_dict(self._saved["sampler"])
+        if self._saved is not None and self._saved.get("rng") is not None:
+            ckpt.set_rng_state(self._saved["rng"])
+        self._saved = None
+        self.net = self._wrap(self.model)
+
+    # ---- construction -------------------------------------------------------------------
+    def _model_config(self) -> BertConfig:
+        a = self.args
+        cfg = (
+            BertConfig.from_json(a.config)
+            if a.config
+            else preset(a.model, vocab_size=self.shards.vocab_size or 30522)
+        )
+        if a.dropout is not None:
+            cfg = cfg.replace(hidden_dropout_prob=a.dropout, attention_probs_dropout_prob=a.dropout)
+        return cfg
+
+    def _loader(self) -> PretrainLoader:
+        s, info = self.s, self.info
+        fits = all(len(r) >= s["global_batch"] for r in self.shards.training)
+        return PretrainLoader(
+            self.shards,
+            s["micro_batch"],
+            seed=s["seed"],
+            world_size=info.world_size,
+            rank=info.rank,
+            global_batch=s["global_batch"] if fits else None,
+            bin_size=s["bin_size"] or None,
+            pad_to_longest=s["phase"] == 2,
+        )
+
+    def _wrap(self, model):
+        net = model
+        if self.args.compile:
+            net = torch.compile(net)
+        if self.info.world_size > 1:
+            ids = [self.info.device.index] if self.info.device.type == "cuda" else None
+            net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
+        return net
+
+    # ---- state --------------------------------------------------------------------------
+    def restore(self) -> None:
+        """``--resume``: everything from the latest checkpoint; ``--init-from``: weights and
+        LAMB moments only (step, bias correction, schedule and data order restart)."""
+        a, self._saved = self.args, None
+        if a.resume:
+            path = ckpt.latest_checkpoint(self.output / "checkpoints")
+            if path is None:
+                if a.init_from is None:
+                    raise UserError(f"--resume: no checkpoint in {self.output / 'checkpoints'}")
+            else:
+                state = ckpt.load_checkpoint(path)
+                if state["phase"] != self.s["phase"]:
+                    raise UserError(
+                        f"{path} is a phase {state['phase']} checkpoint; pass "
+                        f"--phase {state['phase']} to resume it"
+                    )
+                self._load_weights(state, path)
+                self.optimizer.load_state_dict(state["optimizer"])
+                if self.scaler is not None and state.get("scaler"):
+                    self.scaler.load_state_dict(state["scaler"])
+                self.step, self._saved = state["step"], state
+                return
+        if a.init_from:
+            state = ckpt.load_checkpoint(a.init_from)
+            self._load_weights(state, a.init_from)
+            if state.get("optimizer"):
+                self.optimizer.load_state_dict(state["optimizer"])
+                reset_step_count(self.optimizer)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.s["lr"]
+                    group.pop("initial_lr", None)
+
+    def _load_weights(self, state: dict, path) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise UserError(f"{path} does not fit this model ({first})") from None
+
+    def save(self) -> Path | None:
+        """Checkpoint on rank 0 (all ranks hold the same weights after each step)."""
+        path = None
+        if self.info.is_main:
+            state = ckpt.make_state(
+                step=self.step,
+                phase=self.s["phase"],
+                config={
+                    "model": self.cfg.to_dict(),
+                    "train": dict(self.s),
+                    "precision": self.precision,
+                },
+                model=self.model,
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
+                scaler=self.scaler,
+                sampler=self.loader,
+            )
+            path = ckpt.save_and_rotate(self.output / "checkpoints", state, self.args.keep_last)
+        dist.barrier()
+        return path
+
+    # ---- loop ---------------------------------------------------------------------------
+    def train(self, stop: dict, t_start: float) -> int:
+        s, a = self.s, self.args
+        log = MetricsLog(self.output, self.info.is_main, s["max_steps"], self.step)
+        if self.info.is_main:
+            self.output.mkdir(parents=True, exist_ok=True)
+            self.cfg.to_json(self.output / "model_config.json")
+        batches = iter(self.loader)
+        reason = "done"
+        try:
+            while self.step < s["max_steps"]:
+                micro = list(itertools.islice(batches, s["accumulation"]))
+                if a.log_samples:
+                    self._log_samples(micro)
+                r = train_step(
+                    self.net,
+                    self.optimizer,
+                    self.scheduler,
+                    self.scaler,
+                    micro,
+                    self.info,
+                    self.precision,
+                )
+                self.step += 1
+                log.log(self._row(r))
+                if a.eval_every and self.step % a.eval_every == 0:
+                    self._evaluate(log)
+                if self.step % a.checkpoint_every == 0:
+                    self.save()
+                if stop["signal"] is not None:
+                    reason = "SIGTERM"
+                    break
+                if a.time_budget and time.monotonic() - t_start > a.time_budget:
+                    reason = "time budget"
+                    break
+            self.save()
+            if reason == "done":
+                self._evaluate(log)
+        finally:
+            log.close()
+            self.loader.close()
+        if self.info.is_main:
+            print(
+                f"train: phase {s['phase']} stopped at step {self.step} ({reason}); "
+                f"checkpoint in {self.output / 'checkpoints'}"
+            )
+        return 0
+
+    def _log_samples(self, micro: list[dict]) -> None:
+        ids = [int(i) for b in micro for i in b["sample_ids"]]
+        path = self.output / f"samples-rank{self.info.rank}.jsonl"
+        self.output.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as f:
+            f.write(json.dumps({"step": self.step + 1, "ids": ids}) + "\n")
+
+    def _row(self, r) -> dict:
+        lr = self.optimizer.param_groups[0]["lr"]
+        row = {
+            "step": self.step,
+            "phase": self.s["phase"],
+            "loss": r.loss,
+            "mlm_loss": r.mlm_loss,
+            "mlm_acc": r.mlm_acc,
+            "nsp_loss": r.nsp_loss,
+            "nsp_acc": r.nsp_acc,
+            "lr": lr,
+            "grad_norm": r.grad_norm,
+            "loss_scale": self.scaler.get_scale() if self.scaler else 1.0,
+            "sequences_per_s": r.sequences / r.seconds,
+            "tokens_per_s": r.tokens / r.seconds,
+            "epoch": self.loader.epoch,
+            "skipped": r.skipped,
+        }
+        return row
+
+    def _evaluate(self, log: MetricsLog) -> None:
+        if not self.shards.validation:
+            return
+        loader = ValidationLoader(
+            self.shards,
+            self.s["micro_batch"],
+            world_size=self.info.world_size,
+            rank=self.info.rank,
+            seed=self.s["seed"],
+            pad_to_longest=self.s["phase"] == 2,
+        )
+        metrics = evaluate(self.model, loader, self.info, self.precision)
+        if metrics:
+            log.log({"step": self.step, "phase": self.s["phase"], **metrics})

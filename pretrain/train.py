@@ -1,0 +1,171 @@
+"""Pretrain BERT (MLM + NSP) on shards: LAMB, AMP, accumulation, two phases, exact resume, DDP.
+
+Single process:   bertprep train --data RUN/seq128 --model base --output RUN/train
+Several GPUs:     torchrun --nproc_per_node 8 -m pretrain.train --data RUN/seq128 ...
+Phase 2:          bertprep train --phase 2 --data RUN/seq512 --init-from CKPT --output RUN/p2
+Resume:           the same command plus --resume (continues the phase of the latest checkpoint)
+
+--recipe picks NVIDIA's published values (phase 1: global batch 65536, LR 6e-3, warmup 0.2843,
+7038 steps; phase 2: 32768, 4e-3, 0.128, 1563 steps), a one-GPU scaling of them, or a CPU demo;
+any flag given explicitly overrides the recipe. Shards are read from a local directory: copy
+them from object storage first (gsutil -m cp -r gs://B/RUN/seq128 .).
+
+Outputs in --output: metrics.jsonl (one row per step: loss, MLM/NSP loss and accuracy, LR,
+grad norm, loss scale, sequences/s, tokens/s), checkpoints/ckpt-STEP.pt (weights_only-loadable),
+config.json; TensorBoard events when tensorboard is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+RECIPES = {  # (global batch, peak LR, warmup fraction, total steps) per phase
+    "nvidia": {1: (65536, 6e-3, 0.2843, 7038), 2: (32768, 4e-3, 0.128, 1563)},
+    "gpu1": {1: (2048, 1.06e-3, 0.2843, 7038), 2: (1024, 1.0e-3, 0.128, 1563)},
+    "cpu-demo": {1: (32, 5e-3, 0.1, 60), 2: (16, 2e-3, 0.1, 12)},
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="shard directory (local), e.g. RUN/seq128")
+    p.add_argument("--output", required=True, help="run output directory (checkpoints, metrics)")
+    p.add_argument("--model", default="base", help="preset: tiny, mini, small, base, large")
+    p.add_argument("--config", help="model config JSON (ours or a transformers config.json)")
+    p.add_argument("--phase", type=int, choices=(1, 2), default=1, help="1 (seq 128) or 2 (512)")
+    p.add_argument(
+        "--init-from",
+        help="checkpoint to start from: weights + LAMB moments; step, "
+        "schedule and data order restart (phase 1 -> phase 2)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the latest checkpoint in --output/checkpoints",
+    )
+    p.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default="gpu1",
+        help="batch/LR/warmup/steps defaults (default gpu1)",
+    )
+    p.add_argument("--global-batch", type=int, help="sequences per optimizer step (all ranks)")
+    p.add_argument(
+        "--micro-batch",
+        type=int,
+        help="sequences per forward pass per rank (default: no accumulation)",
+    )
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--warmup", type=float, help="warmup as a fraction of --total-steps")
+    p.add_argument("--total-steps", type=int, help="schedule length in optimizer steps")
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        help="stop after this step (the schedule still assumes --total-steps)",
+    )
+    p.add_argument("--time-budget", type=float, help="stop and checkpoint after this many seconds")
+    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
+    p.add_argument("--keep-last", type=int, default=3, help="checkpoints kept (default 3)")
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="evaluate the validation shards every N steps (0 = only at the end)",
+    )
+    p.add_argument(
+        "--precision", choices=("fp32", "bf16", "fp16"), help="default: bf16 on GPU, fp32 on CPU"
+    )
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument(
+        "--bin-size",
+        type=int,
+        help="length bins for batching (default 64 in phase 2, off in phase 1)",
+    )
+    p.add_argument("--dropout", type=float, help="override the model's dropout probabilities")
+    p.add_argument("--seed", type=int, default=42, help="initialisation and data order seed")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device")
+    p.add_argument("--threads", type=int, help="CPU threads per process (torch.set_num_threads)")
+    p.add_argument(
+        "--log-samples",
+        action="store_true",
+        help="write the sample ids of every step to samples-rank{R}.jsonl (debugging)",
+    )
+
+
+def resolve(args: argparse.Namespace, world_size: int) -> dict:
+    """Fill recipe defaults into a plain dict of training settings; validates them."""
+    from bertprep.errors import UserError
+
+    batch, lr, warmup, total = RECIPES[args.recipe][args.phase]
+    s = {
+        "phase": args.phase,
+        "global_batch": args.global_batch or batch,
+        "lr": args.lr if args.lr is not None else lr,
+        "warmup": args.warmup if args.warmup is not None else warmup,
+        "total_steps": args.total_steps or total,
+        "seed": args.seed,
+        "bin_size": args.bin_size if args.bin_size is not None else (64 if args.phase == 2 else 0),
+    }
+    s["micro_batch"] = args.micro_batch or s["global_batch"] // world_size
+    step = s["micro_batch"] * world_size
+    if s["micro_batch"] < 1 or s["global_batch"] % step:
+        raise UserError(
+            f"--global-batch {s['global_batch']} must be a multiple of "
+            f"--micro-batch {s['micro_batch']} x world size {world_size}"
+        )
+    s["accumulation"] = s["global_batch"] // step
+    s["max_steps"] = min(args.max_steps or s["total_steps"], s["total_steps"])
+    return s
+
+
+def run(args: argparse.Namespace, extra: list[str] | None = None) -> int:
+    import torch
+
+    from pretrain import dist
+    from pretrain.loop import Run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    info = dist.init(args.device)
+    stop = {"signal": None}
+
+    def on_term(signum, frame):
+        stop["signal"] = signum
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        settings = resolve(args, info.world_size)
+        job = Run(args, settings, info)
+        return job.train(stop, time.monotonic())
+    finally:
+        dist.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pretrain.train`` (what torchrun launches)."""
+    from bertprep.errors import UserError
+
+    parser = argparse.ArgumentParser(
+        prog="pretrain.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except UserError as exc:
+        print(f"train: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def dump_config(path: Path, obj: dict) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""One optimizer step and one evaluation, written out: accumulation, AMP, DDP sync, LAMB.
+
+The MLM loss of a step is the summed cross-entropy of every masked token of the *global* batch
+(all micro-batches, all ranks) divided by their count, and the NSP loss likewise per sequence,
+so the gradient does not depend on how the global batch is split into micro-batches or ranks.
+DDP averages gradients over ranks, so each rank's loss is multiplied by the world size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+import torch
+
+from bertprep.errors import UserError
+from pretrain import dist
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass
+class StepResult:
+    """What one optimizer step measured (plain floats, summed over ranks where it matters)."""
+
+    loss: float
+    mlm_loss: float
+    mlm_acc: float
+    nsp_loss: float
+    nsp_acc: float
+    grad_norm: float
+    sequences: int
+    tokens: int
+    seconds: float
+    skipped: bool
+
+
+def autocast(device: torch.device, precision: str):
+    """``torch.autocast`` for bf16/fp16 on the device, or a no-op for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def make_scaler(device: torch.device, precision: str):
+    """A GradScaler (initial scale 2**20, as NVIDIA's recipe) for fp16, else None."""
+    if precision != "fp16":
+        return None
+    return torch.amp.GradScaler(device.type, init_scale=2.0**20)
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _forward(model, batch: dict) -> dict:
+    return model(
+        batch["input_ids"],
+        batch["token_type_ids"],
+        batch["attention_mask"],
+        batch["masked_lm_positions"],
+        batch["masked_lm_labels"],
+        batch["next_sentence_label"],
+    )
+
+
+def train_step(model, optimizer, scheduler, scaler, micro_batches: list[dict], info, precision):
+    """Forward/backward every micro-batch of one global step, then one LAMB step.
+
+    Args:
+        model: the (possibly DDP-wrapped) BertForPreTraining.
+        micro_batches: this rank's micro-batches of the step (dicts of CPU tensors).
+        info: :class:`pretrain.dist.DistInfo`.
+    """
+    t0 = time.perf_counter()
+    device = info.device
+    counts = torch.tensor(
+        [
+            sum(int((b["masked_lm_labels"] != -100).sum()) for b in micro_batches),
+            sum(len(b["next_sentence_label"]) for b in micro_batches),
+        ],
+        dtype=torch.float64,
+    )
+    mlm_total, nsp_total = dist.all_reduce_sum(counts.to(device)).tolist()
+    if mlm_total == 0:
+        raise UserError("a global batch without any masked token: check the shards")
+    sums = torch.zeros(6, dtype=torch.float64, device=device)
+    optimizer.zero_grad(set_to_none=True)
+    last = len(micro_batches) - 1
+    for i, batch in enumerate(micro_batches):
+        batch = to_device(batch, device)
+        sync = i == last or not hasattr(model, "no_sync")
+        with contextlib.nullcontext() if sync else model.no_sync():
+            with autocast(device, precision):
+                out = _forward(model, batch)
+            loss = out["mlm_loss_sum"] / mlm_total + out["nsp_loss_sum"] / nsp_total
+            loss = loss * info.world_size  # DDP averages gradients over ranks
+            (scaler.scale(loss) if scaler else loss).backward()
+        sums += torch.stack(
+            [
+                out[k].detach().double()
+                for k in (
+                    "mlm_loss_sum",
+                    "mlm_correct",
+                    "mlm_count",
+                    "nsp_loss_sum",
+                    "nsp_correct",
+                    "nsp_count",
+                )
+            ]
+        )
+    skipped = False
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+        scale_before = scaler.get_scale()
+        scaler.step(optimizer)
+        scaler.update()
+        skipped = scaler.get_scale() < scale_before
+    else:
+        optimizer.step()
+    scheduler.step()
+    s = dist.all_reduce_sum(sums).tolist()
+    if not all(map(_finite, s[:1] + s[3:4])):
+        raise FloatingPointError(f"non-finite loss at this step: {s}")
+    norm = getattr(optimizer, "last_grad_norm", None)
+    return StepResult(
+        loss=s[0] / s[2] + s[3] / s[5],
+        mlm_loss=s[0] / s[2],
+        mlm_acc=s[1] / s[2],
+        nsp_loss=s[3] / s[5],
+        nsp_acc=s[4] / s[5],
+        grad_norm=float(norm) if norm is not None else float("nan"),
+        sequences=int(nsp_total),
+        tokens=int(
+            dist.all_reduce_sum(
+                torch.tensor(
+                    [float(sum(int(b["attention_mask"].sum()) for b in micro_batches))],
+                    device=device,
+                )
+            ).item()
+        ),
+        seconds=time.perf_counter() - t0,
+        skipped=skipped,
+    )
+
+
+def _finite(x: float) -> bool:
+    return x == x and abs(x) != float("inf")
+
+
+@torch.no_grad()
+def evaluate(model, loader, info, precision) -> dict:
+    """MLM loss/accuracy and NSP accuracy over every validation batch (summed over ranks)."""
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(6, dtype=torch.float64, device=info.device)
+    for batch in loader:
+        batch = to_device(batch, info.device)
+        with autocast(info.device, precision):
+            out = _forward(model, batch)
+        sums += torch.stack(
+            [
+                out[k].double()
+                for k in (
+                    "mlm_loss_sum",
+                    "mlm_correct",
+                    "mlm_count",
+                    "nsp_loss_sum",
+                    "nsp_correct",
+                    "nsp_count",
+                )
+            ]
+        )
+    model.train(was_training)
+    s = dist.all_reduce_sum(sums).tolist()
+    if s[2] == 0:
+        return {}
+    return {
+        "eval_mlm_loss": s[0] / s[2],
+        "eval_mlm_acc": s[1] / s[2],
+        "eval_nsp_loss": s[3] / max(s[5], 1),
+        "eval_nsp_acc": s[4] / max(s[5], 1),
+        "eval_sequences": int(s[5]),
+    }

@@ -1,0 +1,307 @@
+"""`bertprep train` end to end on real shards: learning, exact resume, SIGTERM, phases, DDP."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import h5py
+import pytest
+import torch
+
+from bertprep.cli import main as bertprep
+from pretrain import checkpoint as ckpt
+
+TRAIN = ["--model", "tiny", "--recipe", "cpu-demo", "--threads", "1", "--seed", "3"]
+
+
+@pytest.fixture(scope="module")
+def shards(corpus_dir, tmp_path_factory):
+    """RUN/seq128 and RUN/seq512 built from two bundled books (vocab 3000)."""
+    books = tmp_path_factory.mktemp("books")
+    for name in ("1952-0.txt", "11-0.txt"):
+        shutil.copy(corpus_dir / "books" / name, books / name)
+    run = tmp_path_factory.mktemp("run")
+    assert (
+        bertprep(
+            [
+                "build",
+                "--books",
+                str(books),
+                "--output",
+                str(run),
+                "--vocab-size",
+                "3000",
+                "--dupe-factor",
+                "2",
+                "--num-shards",
+                "2",
+                "--validation-fraction",
+                "0.4",
+            ]
+        )
+        == 0
+    )
+    return run
+
+
+def _train(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pretrain.train", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def _losses(out: Path) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in _rows(out) if "loss" in r}
+
+
+def test_mlm_loss_falls_below_unigram_entropy(shards, tmp_path):
+    out = tmp_path / "t"
+    res = _train(
+        "--data",
+        str(shards / "seq128"),
+        "--output",
+        str(out),
+        *TRAIN,
+        "--max-steps",
+        "120",
+        "--total-steps",
+        "120",
+        "--lr",
+        "2e-2",
+        "--warmup",
+        "0.05",
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    labels = Counter()
+    for p in (shards / "seq128").glob("shard_training_*.hdf5"):
+        with h5py.File(p) as f:
+            pos, ids = f["masked_lm_positions"][:], f["masked_lm_ids"][:]
+            labels.update(ids[pos > 0].tolist())
+    total = sum(labels.values())
+    entropy = -sum(c / total * math.log(c / total) for c in labels.values())
+    rows = [r for r in _rows(out) if "mlm_loss" in r]
+    late = sum(r["mlm_loss"] for r in rows[-10:]) / 10
+    assert rows[0]["mlm_loss"] > entropy  # starts near log(vocab)
+    assert late < entropy, (late, entropy)
+
+
+def test_sigkill_then_resume_gives_identical_losses(shards, tmp_path):
+    args = [
+        "--data",
+        str(shards / "seq128"),
+        *TRAIN,
+        "--max-steps",
+        "12",
+        "--checkpoint-every",
+        "4",
+    ]
+    straight = tmp_path / "straight"
+    assert _train(*args, "--output", str(straight)).returncode == 0
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pretrain.train", *args, "--output", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 240
+    while proc.poll() is None and time.time() < deadline:  # kill between checkpoints 8 and 12
+        steps = _losses(out) if (out / "metrics.jsonl").exists() else {}
+        if 9 in steps:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert ckpt.latest_checkpoint(out / "checkpoints").name == "ckpt-00000008.pt"
+    res = _train(*args, "--output", str(out), "--resume")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert _losses(out) == _losses(straight)  # bitwise on CPU, every step
+
+
+def test_sigterm_saves_and_exits(shards, tmp_path):
+    out = tmp_path / "term"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pretrain.train",
+            "--data",
+            str(shards / "seq128"),
+            "--output",
+            str(out),
+            *TRAIN,
+            "--checkpoint-every",
+            "1000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 240
+    while not (out / "metrics.jsonl").exists() or len(_losses(out)) < 3:
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    assert "SIGTERM" in stdout
+    last = ckpt.latest_checkpoint(out / "checkpoints")
+    state = ckpt.load_checkpoint(last)
+    assert state["step"] == max(_losses(out)) < 60
+
+
+def test_phase2_keeps_moments_and_resets_schedule(shards, tmp_path):
+    p1 = tmp_path / "p1"
+    assert (
+        _train(
+            "--data", str(shards / "seq128"), "--output", str(p1), *TRAIN, "--max-steps", "4"
+        ).returncode
+        == 0
+    )
+    first = ckpt.load_checkpoint(ckpt.latest_checkpoint(p1 / "checkpoints"))
+    p2 = tmp_path / "p2"
+    res = _train(
+        "--phase",
+        "2",
+        "--data",
+        str(shards / "seq512"),
+        "--output",
+        str(p2),
+        *TRAIN,
+        "--init-from",
+        str(ckpt.latest_checkpoint(p1 / "checkpoints")),
+        "--max-steps",
+        "1",
+        "--lr",
+        "2e-3",
+        "--warmup",
+        "0.5",
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    second = ckpt.load_checkpoint(ckpt.latest_checkpoint(p2 / "checkpoints"))
+    assert second["phase"] == 2 and second["step"] == 1
+    assert all(g["step"] == 1 for g in second["optimizer"]["param_groups"])  # bias correction
+    # Moments carried over: v2 = 0.999 v1 + 0.001 g^2 >= 0.999 v1 (a reset gives 0.001 g^2).
+    for k, st in first["optimizer"]["state"].items():
+        v1, v2 = st["exp_avg_sq"], second["optimizer"]["state"][k]["exp_avg_sq"]
+        assert torch.all(v2 >= 0.999 * v1 * (1 - 1e-6))
+    assert _rows(p2)[0]["lr"] < 2e-3  # warmup restarted (step 1 of 12)
+    assert second["scheduler"]["last_epoch"] == 1
+
+
+def test_ddp_two_processes_match_one(shards, tmp_path):
+    common = [
+        "--data",
+        str(shards / "seq128"),
+        *TRAIN,
+        "--max-steps",
+        "3",
+        "--global-batch",
+        "8",
+        "--dropout",
+        "0",
+        "--log-samples",
+    ]
+    single = tmp_path / "single"
+    assert _train(*common, "--output", str(single)).returncode == 0
+    ddp = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29513",
+            "-m",
+            "pretrain.train",
+            *common,
+            "--output",
+            str(ddp),
+            "--micro-batch",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    for step, loss in _losses(single).items():
+        assert abs(_losses(ddp)[step] - loss) < 1e-4 * max(1.0, abs(loss))
+
+    def ids(path):
+        return {r["step"]: r["ids"] for r in map(json.loads, path.read_text().splitlines())}
+
+    one = ids(single / "samples-rank0.jsonl")
+    r0, r1 = ids(ddp / "samples-rank0.jsonl"), ids(ddp / "samples-rank1.jsonl")
+    for step in one:
+        assert not set(r0[step]) & set(r1[step])
+        assert sorted(r0[step] + r1[step]) == sorted(one[step])
+
+
+def test_bad_inputs_fail_before_training(shards, tmp_path, corpus_dir):
+    bad_ckpt = tmp_path / "bad.pt"
+    bad_ckpt.write_bytes(b"not a checkpoint")
+    res = _train(
+        "--data",
+        str(shards / "seq128"),
+        "--output",
+        str(tmp_path / "a"),
+        *TRAIN,
+        "--init-from",
+        str(bad_ckpt),
+    )
+    assert res.returncode == 2 and "corrupt" in res.stderr
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(
+        json.dumps(
+            {
+                "vocab_size": 30522,
+                "hidden_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "intermediate_size": 128,
+            }
+        )
+    )
+    res = _train(
+        "--data",
+        str(shards / "seq128"),
+        "--output",
+        str(tmp_path / "b"),
+        *TRAIN,
+        "--config",
+        str(cfg),
+    )
+    assert res.returncode == 2 and "vocabulary" in res.stderr
+    mixed = tmp_path / "mixed"
+    shutil.copytree(shards / "seq128", mixed)
+    shutil.copy(
+        next((shards / "seq512").glob("shard_training_*.hdf5")), mixed / "shard_training_00009.hdf5"
+    )
+    (mixed / "manifest.json").unlink()  # a foreign (NVIDIA-made) directory: no manifest
+    res = _train("--data", str(mixed), "--output", str(tmp_path / "c"), *TRAIN)
+    assert res.returncode == 2
+    missing = tmp_path / "missing"
+    shutil.copytree(shards / "seq128", missing)
+    (missing / "shard_training_00001.hdf5").unlink()
+    res = _train("--data", str(missing), "--output", str(tmp_path / "d"), *TRAIN)
+    assert res.returncode == 2 and "shard_training_00001.hdf5" in res.stderr
