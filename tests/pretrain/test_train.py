@@ -305,3 +305,30 @@ def test_bad_inputs_fail_before_training(shards, tmp_path, corpus_dir):
     (missing / "shard_training_00001.hdf5").unlink()
     res = _train("--data", str(missing), "--output", str(tmp_path / "d"), *TRAIN)
     assert res.returncode == 2 and "shard_training_00001.hdf5" in res.stderr
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_steps(shards, tmp_path, precision):
+    out = tmp_path / precision
+    res = _train(
+        "--data",
+        str(shards / "seq128"),
+        "--output",
+        str(out),
+        *TRAIN,
+        "--max-steps",
+        "3",
+        "--precision",
+        precision,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = [r for r in _rows(out) if "loss" in r]
+    assert len(rows) == 3 and all(math.isfinite(r["loss"]) for r in rows)
+    scales = [r["loss_scale"] for r in rows]
+    if precision == "fp16":  # GradScaler starts at 2**20 and only ever halves or grows
+        assert all(s <= 2.0**20 for s in scales) and scales[0] >= 2.0**17
+    else:
+        assert scales == [1.0, 1.0, 1.0]
+    state = ckpt.load_checkpoint(ckpt.latest_checkpoint(out / "checkpoints"))
+    assert state["config"]["precision"] == precision
+    assert all(v.dtype == torch.float32 for v in state["model"].values() if v.is_floating_point())
