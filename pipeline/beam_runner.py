@@ -30,7 +30,29 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     if std.runner in ("FnApiRunner", "DirectRunner") and workers > 1:
         if direct.direct_running_mode in (None, "in_memory"):
             direct.direct_running_mode = "multi_processing"
+    _validate(opts, std.runner)
     return opts
+
+
+def _validate(opts: PipelineOptions, runner_name: str) -> None:
+    """Beam's own option checks, up front, as one clear error instead of a traceback."""
+    from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
+    from apache_beam.runners import create_runner
+
+    try:
+        runner = create_runner(runner_name)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    errors = PipelineOptionsValidator(opts, runner).validate()
+    if errors:
+        raise UserError("invalid Beam options: " + " ".join(e.strip() for e in errors))
+    if runner_name == "DataflowRunner":
+        try:
+            from apache_beam.runners.dataflow.internal import apiclient  # noqa: F401
+        except ImportError:
+            raise UserError(
+                "the Dataflow runner needs Beam's GCP extras: pip install 'bertprep[gcp]'"
+            ) from None
 
 
 def _is_value(args: list[str], a: str) -> bool:

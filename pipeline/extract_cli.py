@@ -147,6 +147,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if not (args.wikipedia or args.books or args.corpus):
         raise UserError("give at least one input: --wikipedia, --books or --corpus")
     options = options_from_args(args)
+    _check_beam_args(extra)
     run_dir = args.output.rstrip("/")
     marker = fs.join(run_dir, "docs", DONE_MARKER)
     if fs.exists(marker) and not args.overwrite:
@@ -191,3 +192,10 @@ def summary(stage: dict, run_dir: str) -> str:
     for cut in stage.get("cuts", []):
         lines.append(f"cut input: {cut['path']}: {cut['detail']}")
     return "\n".join(lines)
+
+
+def _check_beam_args(extra: list[str]) -> None:
+    """Validate the Beam options before any work (a clear error, not a late traceback)."""
+    from pipeline import beam_runner
+
+    beam_runner.pipeline_options(extra)

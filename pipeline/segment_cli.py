@@ -109,6 +109,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     from pipeline.segment_transforms import SegmentFileFn
 
     run_dir = args.output.rstrip("/")
+    _check_beam_args(extra)
     if args.max_sentence_chars < 16:
         raise UserError("--max-sentence-chars must be at least 16")
     marker = fs.join(run_dir, "sentences", DONE_MARKER)
@@ -132,3 +133,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         f"({counts.get('long_sentences', 0)} over the length bound) -> {run_dir}/sentences"
     )
     return 0
+
+
+def _check_beam_args(extra: list[str]) -> None:
+    """Validate the Beam options before any work (a clear error, not a late traceback)."""
+    from pipeline import beam_runner
+
+    beam_runner.pipeline_options(extra)

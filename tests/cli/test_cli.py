@@ -78,3 +78,117 @@ def test_wheel_carries_package_data(tmp_path):
     assert "pipeline/data/PUNKT_NOTICE.txt" in names
     assert {"bertprep/cli.py", "sharding/reader.py", "pipeline/extract_cli.py"} <= names
     assert not any(n.startswith("tests/") for n in names)
+
+
+def test_bad_beam_options_are_clear_errors(tmp_path, capsys):
+    books = str(ROOT / "corpus" / "books")
+    assert (
+        main(
+            [
+                "extract",
+                "--books",
+                books,
+                "--output",
+                str(tmp_path / "r"),
+                "--runner",
+                "NoSuchRunner",
+            ]
+        )
+        == 2
+    )
+    assert "NoSuchRunner" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "extract",
+                "--books",
+                books,
+                "--output",
+                str(tmp_path / "r"),
+                "--runner",
+                "DataflowRunner",
+                "--project",
+                "p",
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "temp_location" in err or "[gcp]" in err
+    assert not (tmp_path / "r" / "docs").exists()  # refused before any work
+
+
+def test_pipeline_runs_from_the_installed_wheel(tmp_path):
+    """Dataflow workers get the wheel, not the source tree: install it into a fresh venv (its
+    dependencies come from the test venv's site-packages) and extract from another directory."""
+    import site
+    import venv
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("bertprep-*.whl")
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=False)
+    py = env_dir / "bin" / "python"
+    purelib = subprocess.run(
+        [str(py), "-c", "import sysconfig;print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    # The test venv's packages as a plain path: its editable-install hook (a .pth in a site
+    # dir) is not processed from here, so `pipeline` can only come from the wheel.
+    deps = [p for p in site.getsitepackages() if p.endswith("site-packages")][0]
+    with open(f"{purelib}/deps.pth", "w") as f:
+        f.write(deps + "\n")
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(purelib)
+    run = tmp_path / "run"
+    code = (
+        "import pipeline, sys; from bertprep.cli import main; "
+        "print(pipeline.__file__); sys.exit(main(sys.argv[1:]))"
+    )
+    res = subprocess.run(
+        [
+            str(py),
+            "-c",
+            code,
+            "extract",
+            "--books",
+            str(ROOT / "corpus" / "books"),
+            "--output",
+            str(run),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.splitlines()[0].startswith(purelib)
+    assert len(list((run / "docs").glob("*.parquet"))) == 4
+    # segmentation reads the Punkt parameters shipped inside the wheel
+    res = subprocess.run(
+        [str(py), "-c", code, "segment", "--output", str(run)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert len(list((run / "sentences").glob("*.parquet"))) == 4
