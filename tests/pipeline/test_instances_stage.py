@@ -254,3 +254,36 @@ def test_one_sentence_longer_than_the_sequence_is_counted(corpus_dir, tmp_path):
     stats = report.load_json(str(run / "report.json"))["instances"]["seq128"]["stats"]
     assert stats["long_sentences"] >= 1 and stats["truncated"] >= 1
     assert verify_dir(run / "seq128") == []
+
+
+@pytest.mark.parametrize("mode", ["--unmasked", "--no-nsp", "--whole-word-mask"])
+def test_modes_write_verified_shards(sentences_run, corpus_dir, tmp_path, mode):
+    run = _copy_run(sentences_run, tmp_path / "run")
+    assert (
+        bertprep(
+            [
+                "instances",
+                "--output",
+                str(run),
+                "--vocab",
+                str(corpus_dir / "vocab" / UNCASED),
+                "--max-seq-length",
+                "128",
+                "--dupe-factor",
+                "1",
+                mode,
+            ]
+        )
+        == 0
+    )
+    assert verify_dir(run / "seq128") == []
+    manifest = json.loads((run / "seq128" / "manifest.json").read_text())
+    with h5py.File(next((run / "seq128").glob("shard_training_*.hdf5"))) as f:
+        ids, segs = f["input_ids"][:], f["segment_ids"][:]
+        if mode == "--unmasked":
+            assert "masked_lm_positions" not in f and manifest["masked"] is False
+            assert not (ids == 103).any()  # no [MASK] token stored
+        if mode == "--no-nsp":
+            assert manifest["nsp"] is False and not segs.any()
+            assert ((ids == 102).sum(axis=1) == 1).all()  # one [SEP]
+            assert not f["next_sentence_labels"][:].any()
