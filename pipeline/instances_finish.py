@@ -165,8 +165,16 @@ def _write_manifest(out: str, cfg, build: dict, shards: list[dict], stats: dict)
 
 
 def _verify(out: str, n_train: int, world_size: int | None) -> str | None:
+    """Final check of a phase directory.
+
+    Every shard's content was verified by the worker that wrote it (``verify_shard``, in
+    parallel); here the launcher checks what ties the directory together: each listed shard
+    exists with the manifest's sha256, no stray shard, vocab and tokenizer checksums.
+    ``bertprep shards verify`` re-runs the full check on any copy.
+    """
+    from sharding import manifest as mf
     from sharding.manifest import world_size_warning
-    from sharding.verify import verify_dir
+    from sharding.writer import file_sha256
 
     if "://" in out:
         print(
@@ -174,10 +182,20 @@ def _verify(out: str, n_train: int, world_size: int | None) -> str | None:
             file=sys.stderr,
         )
     else:
-        problems = verify_dir(out)
+        m = mf.load_manifest(out)
+        problems = []
+        listed = {e["file"]: e for e in m["shards"]}
+        for name, entry in sorted(listed.items()):
+            path = os.path.join(out, name)
+            if not os.path.isfile(path) or file_sha256(path) != entry["sha256"]:
+                problems.append(f"{name}: missing or sha256 differs from manifest.json")
+        stray = [f for f in os.listdir(out) if f.endswith(".hdf5") and f not in listed]
+        problems += [f"{f}: not listed in manifest.json" for f in stray]
+        for key, name in (("vocab", "vocab.txt"), ("tokenizer", "tokenizer.json")):
+            if file_sha256(os.path.join(out, name)) != m[key]["sha256"]:
+                problems.append(f"{name}: sha256 differs from manifest.json")
         if problems:
-            lines = "\n".join(f"  {p.file}: {p.message}" for p in problems[:20])
-            raise UserError(f"verification of {out} failed:\n{lines}")
+            raise UserError(f"verification of {out} failed: " + "; ".join(problems[:10]))
     warning = world_size_warning(n_train, world_size)
     if warning:
         print(f"instances: warning: {warning}", file=sys.stderr)

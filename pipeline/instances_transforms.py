@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from pathlib import Path
 
 import apache_beam as beam
 import numpy as np
@@ -172,13 +173,27 @@ class _PlanShardsFn(beam.DoFn):
 
 
 class _WriteShardFn(beam.DoFn):
-    """Gather one shard's rows from the buckets, shuffle them, write the HDF5 shard."""
+    """Gather one shard's rows from the buckets, shuffle them, write the HDF5 shard, verify it.
+
+    Verification (schema, ids against the vocab, mask/segment layout, sorted positions) runs
+    here, on every worker in parallel, on the exact file that is then published.
+    """
 
     def __init__(self, spec: dict):
         self._spec = spec
 
+    def setup(self):
+        from sharding.vocab import load_vocab
+
+        fd, path = tempfile.mkstemp(suffix=".txt", prefix="bertprep-vocab-")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("".join(t + "\n" for t in self._spec["vocab_tokens"]))
+        self._vocab = load_vocab(path)
+        os.unlink(path)
+
     def process(self, plan):
         from sharding import schema
+        from sharding.verify import verify_shard
         from sharding.writer import file_sha256, write_shard
 
         s = self._spec
@@ -201,12 +216,13 @@ class _WriteShardFn(beam.DoFn):
         arrays = instances_plan.shuffle_rows(arrays, seed)
         tmpdir = tempfile.mkdtemp(prefix="bertprep-shard-")
         try:
+            local = os.path.join(tmpdir, name)
             shard = write_shard(
-                os.path.join(tmpdir, name),
-                arrays,
-                nsp=not cfg.no_nsp,
-                compression_level=s["gzip_level"],
+                local, arrays, nsp=not cfg.no_nsp, compression_level=s["gzip_level"]
             )
+            problems = verify_shard(Path(local), self._vocab, nsp=not cfg.no_nsp)
+            if problems:  # a bug, never a user error: stop the run loudly
+                raise RuntimeError(f"{name} failed verification: {problems[:5]}")
             fs.publish_local(os.path.join(tmpdir, name), dest)
         finally:
             for f in os.listdir(tmpdir):
