@@ -50,6 +50,9 @@ STAGES: dict[str, Stage] = {
         "pipeline.build_cli", "every data stage from raw inputs to verified shards", beam=True
     ),
     "train": Stage("pretrain.train", "pretrain BERT on shards (MLM + NSP), torchrun-ready"),
+    "export": Stage("pretrain.export_cli", "checkpoint -> transformers BERT directory"),
+    "import": Stage("pretrain.import_cli", "transformers BERT directory -> checkpoint"),
+    "finetune": Stage("pretrain.finetune_cli", "fine-tune a sentence(-pair) classifier"),
     "shards": Stage("sharding.cli", "verify or inspect a shard directory"),
 }
 

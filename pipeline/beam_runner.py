@@ -59,3 +59,8 @@ def _is_value(args: list[str], a: str) -> bool:
     """Whether ``a`` is the value of the preceding ``--option`` (``--runner X``)."""
     i = args.index(a)
     return i > 0 and args[i - 1].startswith("--") and "=" not in args[i - 1]
+
+
+def check_args(beam_args: list[str]) -> None:
+    """Validate Beam arguments before a stage does any work (clear error, no traceback)."""
+    pipeline_options(beam_args)

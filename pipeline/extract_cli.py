@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from bertprep.errors import UserError
-from pipeline import fs, report
+from pipeline import beam_runner, fs, report
 
 DONE_MARKER = "_SUCCESS"
 
@@ -140,14 +140,13 @@ def options_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     import apache_beam as beam
 
-    from pipeline import beam_runner
     from pipeline.extract_transforms import ExtractDocuments
     from pipeline.units import plan_units
 
     if not (args.wikipedia or args.books or args.corpus):
         raise UserError("give at least one input: --wikipedia, --books or --corpus")
     options = options_from_args(args)
-    _check_beam_args(extra)
+    beam_runner.check_args(extra)
     run_dir = args.output.rstrip("/")
     marker = fs.join(run_dir, "docs", DONE_MARKER)
     if fs.exists(marker) and not args.overwrite:
@@ -192,10 +191,3 @@ def summary(stage: dict, run_dir: str) -> str:
     for cut in stage.get("cuts", []):
         lines.append(f"cut input: {cut['path']}: {cut['detail']}")
     return "\n".join(lines)
-
-
-def _check_beam_args(extra: list[str]) -> None:
-    """Validate the Beam options before any work (a clear error, not a late traceback)."""
-    from pipeline import beam_runner
-
-    beam_runner.pipeline_options(extra)

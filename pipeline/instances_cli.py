@@ -21,7 +21,7 @@ import json
 import sys
 
 from bertprep.errors import UserError
-from pipeline import fs, report
+from pipeline import beam_runner, fs, report
 
 DONE_MARKER = "_SUCCESS"
 DEFAULT_PHASES = ((128, 20), (512, 80))
@@ -195,7 +195,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     from pipeline import instances_finish
 
     run_dir = args.output.rstrip("/")
-    _check_beam_args(extra)
+    beam_runner.check_args(extra)
     configs = phase_configs(args)
     if (args.num_shards is not None and args.num_shards < 1) or args.num_validation_shards < 1:
         raise UserError("--num-shards and --num-validation-shards must be at least 1")
@@ -256,10 +256,3 @@ def _run_pipeline(files: list[str], spec: dict, extra: list[str]) -> None:
 
     with beam.Pipeline(options=beam_runner.pipeline_options(extra)) as p:
         _ = p | "Inputs" >> beam.Create(list(enumerate(files))) | "Build" >> BuildShards(spec)
-
-
-def _check_beam_args(extra: list[str]) -> None:
-    """Validate the Beam options before any work (a clear error, not a late traceback)."""
-    from pipeline import beam_runner
-
-    beam_runner.pipeline_options(extra)

@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from bertprep.errors import UserError
-from pipeline import fs, report
+from pipeline import beam_runner, fs, report
 
 DONE_MARKER = "_SUCCESS"
 
@@ -104,12 +104,11 @@ def _texts(docs_files: list[str]):
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     import apache_beam as beam
 
-    from pipeline import beam_runner
     from pipeline.file_stage import PerFile, input_files
     from pipeline.segment_transforms import SegmentFileFn
 
     run_dir = args.output.rstrip("/")
-    _check_beam_args(extra)
+    beam_runner.check_args(extra)
     if args.max_sentence_chars < 16:
         raise UserError("--max-sentence-chars must be at least 16")
     marker = fs.join(run_dir, "sentences", DONE_MARKER)
@@ -133,10 +132,3 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         f"({counts.get('long_sentences', 0)} over the length bound) -> {run_dir}/sentences"
     )
     return 0
-
-
-def _check_beam_args(extra: list[str]) -> None:
-    """Validate the Beam options before any work (a clear error, not a late traceback)."""
-    from pipeline import beam_runner
-
-    beam_runner.pipeline_options(extra)

@@ -22,7 +22,7 @@ import sys
 import tempfile
 
 from bertprep.errors import UserError
-from pipeline import fs, report
+from pipeline import beam_runner, fs, report
 
 DONE_MARKER = "_SUCCESS"
 HELDOUT_CHARS = 4_000_000  # held-out text read for the vocab report, at most
@@ -107,7 +107,7 @@ def _strip(args) -> bool | None:
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     run_dir = args.output.rstrip("/")
-    _check_beam_args(extra)
+    beam_runner.check_args(extra)
     out_dir = fs.join(run_dir, "vocab")
     marker = fs.join(out_dir, DONE_MARKER)
     if fs.exists(marker) and not args.overwrite:
@@ -247,10 +247,3 @@ def _publish(out_dir, tokens, lowercase, strip, counts, vocab_rep) -> None:
     print(
         f"vocab: wrote {', '.join(['vocab.txt', 'tokenizer.json'])} to {out_dir}", file=sys.stderr
     )
-
-
-def _check_beam_args(extra: list[str]) -> None:
-    """Validate the Beam options before any work (a clear error, not a late traceback)."""
-    from pipeline import beam_runner
-
-    beam_runner.pipeline_options(extra)

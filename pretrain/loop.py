@@ -60,15 +60,25 @@ class Run:
 
     # ---- construction -------------------------------------------------------------------
     def _model_config(self) -> BertConfig:
+        """--config, else --model, else the checkpoint being continued, else base."""
         a = self.args
-        cfg = (
-            BertConfig.from_json(a.config)
-            if a.config
-            else preset(a.model, vocab_size=self.shards.vocab_size or 30522)
-        )
+        if a.config:
+            cfg = BertConfig.from_json(a.config)
+        elif a.model is None and self._continued() is not None:
+            cfg = BertConfig.from_dict(ckpt.load_checkpoint(self._continued())["config"]["model"])
+        else:
+            cfg = preset(a.model or "base", vocab_size=self.shards.vocab_size or 30522)
         if a.dropout is not None:
             cfg = cfg.replace(hidden_dropout_prob=a.dropout, attention_probs_dropout_prob=a.dropout)
         return cfg
+
+    def _continued(self):
+        """The checkpoint this run continues (--resume's latest, else --init-from), or None."""
+        if self.args.resume:
+            latest = ckpt.latest_checkpoint(self.output / "checkpoints")
+            if latest is not None:
+                return latest
+        return self.args.init_from
 
     def _loader(self) -> PretrainLoader:
         s, info = self.s, self.info

@@ -34,7 +34,11 @@ RECIPES = {  # (global batch, peak LR, warmup fraction, total steps) per phase
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="shard directory (local), e.g. RUN/seq128")
     p.add_argument("--output", required=True, help="run output directory (checkpoints, metrics)")
-    p.add_argument("--model", default="base", help="preset: tiny, mini, small, base, large")
+    p.add_argument(
+        "--model",
+        help="preset: tiny, mini, small, base, large (default: the "
+        "architecture of --init-from / --resume checkpoint, else base)",
+    )
     p.add_argument("--config", help="model config JSON (ours or a transformers config.json)")
     p.add_argument("--phase", type=int, choices=(1, 2), default=1, help="1 (seq 128) or 2 (512)")
     p.add_argument(

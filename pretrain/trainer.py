@@ -98,19 +98,7 @@ def train_step(model, optimizer, scheduler, scaler, micro_batches: list[dict], i
             loss = out["mlm_loss_sum"] / mlm_total + out["nsp_loss_sum"] / nsp_total
             loss = loss * info.world_size  # DDP averages gradients over ranks
             (scaler.scale(loss) if scaler else loss).backward()
-        sums += torch.stack(
-            [
-                out[k].detach().double()
-                for k in (
-                    "mlm_loss_sum",
-                    "mlm_correct",
-                    "mlm_count",
-                    "nsp_loss_sum",
-                    "nsp_correct",
-                    "nsp_count",
-                )
-            ]
-        )
+        sums += _sums(out)
     skipped = False
     if scaler is not None:
         scaler.unscale_(optimizer)
@@ -146,6 +134,14 @@ def train_step(model, optimizer, scheduler, scaler, micro_batches: list[dict], i
     )
 
 
+_SUM_KEYS = ("mlm_loss_sum", "mlm_correct", "mlm_count", "nsp_loss_sum", "nsp_correct", "nsp_count")
+
+
+def _sums(out: dict) -> torch.Tensor:
+    """The model's six sums as one float64 vector (detached), for reduction over ranks."""
+    return torch.stack([out[k].detach().double() for k in _SUM_KEYS])
+
+
 def _finite(x: float) -> bool:
     return x == x and abs(x) != float("inf")
 
@@ -160,19 +156,7 @@ def evaluate(model, loader, info, precision) -> dict:
         batch = to_device(batch, info.device)
         with autocast(info.device, precision):
             out = _forward(model, batch)
-        sums += torch.stack(
-            [
-                out[k].double()
-                for k in (
-                    "mlm_loss_sum",
-                    "mlm_correct",
-                    "mlm_count",
-                    "nsp_loss_sum",
-                    "nsp_correct",
-                    "nsp_count",
-                )
-            ]
-        )
+        sums += _sums(out)
     model.train(was_training)
     s = dist.all_reduce_sum(sums).tolist()
     if s[2] == 0:

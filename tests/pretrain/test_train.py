@@ -182,7 +182,7 @@ def test_phase2_keeps_moments_and_resets_schedule(shards, tmp_path):
         str(shards / "seq512"),
         "--output",
         str(p2),
-        *TRAIN,
+        *TRAIN[2:],  # no --model: the architecture comes from the checkpoint
         "--init-from",
         str(ckpt.latest_checkpoint(p1 / "checkpoints")),
         "--max-steps",
@@ -195,6 +195,7 @@ def test_phase2_keeps_moments_and_resets_schedule(shards, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     second = ckpt.load_checkpoint(ckpt.latest_checkpoint(p2 / "checkpoints"))
     assert second["phase"] == 2 and second["step"] == 1
+    assert second["config"]["model"] == first["config"]["model"]  # tiny, from the checkpoint
     assert all(g["step"] == 1 for g in second["optimizer"]["param_groups"])  # bias correction
     # Moments carried over: v2 = 0.999 v1 + 0.001 g^2 >= 0.999 v1 (a reset gives 0.001 g^2).
     for k, st in first["optimizer"]["state"].items():
