@@ -53,6 +53,7 @@ STAGES: dict[str, Stage] = {
     "export": Stage("pretrain.export_cli", "checkpoint -> transformers BERT directory"),
     "import": Stage("pretrain.import_cli", "transformers BERT directory -> checkpoint"),
     "finetune": Stage("pretrain.finetune_cli", "fine-tune a sentence(-pair) classifier"),
+    "report": Stage("pipeline.report_cli", "HTML report with plots of a run directory"),
     "shards": Stage("sharding.cli", "verify or inspect a shard directory"),
 }
 

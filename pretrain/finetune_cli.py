@@ -36,18 +36,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vocab-dir", help="dir with tokenizer.json (required for a .pt checkpoint)")
     p.add_argument("--train", required=True, help="training data: .tsv, .csv or .jsonl")
     p.add_argument("--eval", help="eval data (default: hold out --eval-fraction of --train)")
-    p.add_argument("--eval-fraction", type=float, default=0.2)
-    p.add_argument("--text-column", default="sentence")
+    p.add_argument(
+        "--eval-fraction",
+        type=float,
+        default=0.2,
+        help="share of --train held out for evaluation when --eval is absent",
+    )
+    p.add_argument("--text-column", default="sentence", help="column/field with the text")
     p.add_argument("--text-pair-column", help="second text column for sentence-pair tasks")
-    p.add_argument("--label-column", default="label")
+    p.add_argument("--label-column", default="label", help="column/field with the label")
     p.add_argument("--output", required=True, help="output directory")
     p.add_argument("--lr", type=float, default=2e-5, help="peak LR (paper: 2e-5, 3e-5, 5e-5)")
     p.add_argument("--batch-size", type=int, default=32, help="paper: 16 or 32")
     p.add_argument("--epochs", type=int, default=3, help="paper: 2, 3 or 4")
     p.add_argument("--warmup", type=float, default=0.1, help="warmup fraction of all steps")
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--max-seq-length", type=int, default=128)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.01,
+        help="AdamW weight decay (not on bias/LayerNorm)",
+    )
+    p.add_argument(
+        "--max-seq-length", type=int, default=128, help="tokens per example after truncation"
+    )
+    p.add_argument("--seed", type=int, default=42, help="initialisation, split and order")
     p.add_argument("--freeze-encoder", action="store_true", help="train only the head")
     p.add_argument(
         "--random-init", action="store_true", help="baseline: same architecture, random weights"

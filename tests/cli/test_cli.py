@@ -192,3 +192,8 @@ def test_pipeline_runs_from_the_installed_wheel(tmp_path):
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert len(list((run / "sentences").glob("*.parquet"))) == 4
+
+
+def test_report_of_a_non_run_dir_is_a_clear_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert str(tmp_path) in capsys.readouterr().err
