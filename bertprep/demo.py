@@ -38,7 +38,7 @@ def stages(run: str, fast: bool) -> list[tuple[str, list[str]]]:
         "--overwrite",
     ]
     train = ["train", "--model", "tiny", "--recipe", "cpu-demo", "--threads", "2"]
-    p1_steps, p2_steps = ("8", "2") if fast else ("60", "12")
+    p1_steps, p2_steps = ("8", "2") if fast else ("300", "30")
     tune = [
         "finetune",
         "--train",
