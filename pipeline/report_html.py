@@ -203,13 +203,15 @@ def fig_finetune(finetune: list[dict]) -> Figure:
     """Bars of the summaries' accuracies (baselines grey); without a summary, the accuracy
     series of metrics.jsonl per logged row."""
     items = finetune_items(finetune)
-    fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(items)), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(items)), 4.6))
     if items:
         colors = ["tab:gray" if _is_baseline(n) else "tab:cyan" for n, _ in items]
         ax.bar([n for n, _ in items], [v for _, v in items], color=colors)
         for i, (_, v) in enumerate(items):
             ax.annotate(fmt(v), (i, v), ha="center", va="bottom", fontsize=8)
-        ax.tick_params(axis="x", labelsize=7)
+        ax.tick_params(axis="x", labelsize=7, labelrotation=20)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
         ax.set_title("fine-tuning accuracy (cyan) vs baselines (grey)")
     else:
         for ft in finetune:
