@@ -99,8 +99,15 @@ def main() -> None:
             shutil.copy(books, copies[-1])
         tiny = tmp / "tiny.txt"
         tiny.write_text("One short document.\nWith two sentences.\n")
-        start, _, _ = timed_instances([tiny], tmp / "r0", "--num-shards", "1")
-        print(f"input: {mb:.1f} MB of classic text (17 books); start-up {start:.1f} s")
+        start = {}
+        for w in (1, 2):  # fixed cost: imports, pipeline, and (2 workers) process spawn
+            start[w], _, _ = timed_instances(
+                [tiny], tmp / f"r0-{w}", "--num-shards", "1", "--direct_num_workers", str(w)
+            )
+        print(
+            f"input: {mb:.1f} MB of classic text (17 books); start-up {start[1]:.1f} s "
+            f"(1 worker), {start[2]:.1f} s (2 worker processes)"
+        )
         rows = [
             ("1x, 1 worker", [books], []),
             ("x4, 1 worker", copies, []),
@@ -111,7 +118,7 @@ def main() -> None:
             wall, n, rss = timed_instances(
                 inputs, tmp / label.replace(" ", "").replace(",", ""), *extra
             )
-            rates[label] = n / (wall - start)
+            rates[label] = n / (wall - start[2 if "2 workers" in label else 1])
             print(
                 f"{label:14s}: {n:8d} instances in {wall:6.1f} s = {n / wall:8.0f}/s "
                 f"({rates[label]:8.0f}/s without start-up), peak RSS {rss:.0f} MB"
