@@ -7,6 +7,7 @@ import importlib
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -52,7 +53,10 @@ def test_help_exits_zero_in_a_subprocess():
     assert "--wikipedia" in out.stdout and "Apache Beam" in out.stdout
 
 
-def test_wheel_carries_package_data(tmp_path):
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The project's wheel, built once (pip wheel, no build isolation: offline)."""
+    dist = tmp_path_factory.mktemp("dist")
     out = subprocess.run(
         [
             sys.executable,
@@ -63,7 +67,7 @@ def test_wheel_carries_package_data(tmp_path):
             "--no-build-isolation",
             "-q",
             "-w",
-            str(tmp_path),
+            str(dist),
             str(ROOT),
         ],
         capture_output=True,
@@ -71,7 +75,11 @@ def test_wheel_carries_package_data(tmp_path):
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    (wheel,) = tmp_path.glob("bertprep-*.whl")
+    (built,) = dist.glob("bertprep-*.whl")
+    return built
+
+
+def test_wheel_carries_package_data(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for f in ("abbrev_types.txt", "collocations.tab", "ortho_context.tab", "sent_starters.txt"):
         assert f"pipeline/data/punkt_tab/english/{f}" in names
@@ -118,31 +126,12 @@ def test_bad_beam_options_are_clear_errors(tmp_path, capsys):
     assert not (tmp_path / "r" / "docs").exists()  # refused before any work
 
 
-def test_pipeline_runs_from_the_installed_wheel(tmp_path):
+def test_pipeline_runs_from_the_installed_wheel(wheel, tmp_path):
     """Dataflow workers get the wheel, not the source tree: install it into a fresh venv (its
     dependencies come from the test venv's site-packages) and extract from another directory."""
     import site
     import venv
 
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path / "dist"),
-            str(ROOT),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    (wheel,) = (tmp_path / "dist").glob("bertprep-*.whl")
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
     py = env_dir / "bin" / "python"

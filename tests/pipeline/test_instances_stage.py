@@ -17,6 +17,7 @@ from pipeline import report
 from pipeline.fast_tokenize import FastWordPiece
 from pipeline.instances import FlatDoc, InstanceConfig, VocabInfo, build_group_instances
 from sharding.verify import verify_dir
+from tests.conftest import CORPUS
 
 UNCASED = "bert-base-uncased-vocab.txt"
 
@@ -35,6 +36,26 @@ def sentences_run(corpus_dir, tmp_path_factory):
     )
     assert bertprep(["segment", "--output", str(run)]) == 0
     return run
+
+
+def _classic(text, run, *extra: str) -> int:
+    """`bertprep instances` on a classic-format file: seq 128, dupe 1, bert-base-uncased."""
+    return bertprep(
+        [
+            "instances",
+            "--input",
+            str(text),
+            "--vocab",
+            str(CORPUS / "vocab" / UNCASED),
+            "--max-seq-length",
+            "128",
+            "--dupe-factor",
+            "1",
+            "--output",
+            str(run),
+            *extra,
+        ]
+    )
 
 
 def _copy_run(src, dst):
@@ -186,24 +207,7 @@ def test_classic_text_input(sentences_run, corpus_dir, tmp_path):
             lines += [s for para in row["paragraphs"] for s in para] + [""]
     text.write_text("\n".join(lines), encoding="utf-8")
     run = tmp_path / "run"
-    assert (
-        bertprep(
-            [
-                "instances",
-                "--input",
-                str(text),
-                "--vocab",
-                str(corpus_dir / "vocab" / UNCASED),
-                "--max-seq-length",
-                "128",
-                "--dupe-factor",
-                "1",
-                "--output",
-                str(run),
-            ]
-        )
-        == 0
-    )
+    assert _classic(text, run) == 0
     assert verify_dir(run / "seq128") == []
 
 
@@ -231,26 +235,7 @@ def test_one_sentence_longer_than_the_sequence_is_counted(corpus_dir, tmp_path):
     text = tmp_path / "c.txt"
     text.write_text(f"Short one.\n{long_sentence}\n\nA second document.\nWith two lines.\n")
     run = tmp_path / "run"
-    assert (
-        bertprep(
-            [
-                "instances",
-                "--input",
-                str(text),
-                "--vocab",
-                str(corpus_dir / "vocab" / UNCASED),
-                "--max-seq-length",
-                "128",
-                "--dupe-factor",
-                "1",
-                "--validation-fraction",
-                "0",
-                "--output",
-                str(run),
-            ]
-        )
-        == 0
-    )
+    assert _classic(text, run, "--validation-fraction", "0") == 0
     stats = report.load_json(str(run / "report.json"))["instances"]["seq128"]["stats"]
     assert stats["long_sentences"] >= 1 and stats["truncated"] >= 1
     assert verify_dir(run / "seq128") == []
