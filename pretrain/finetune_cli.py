@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import torch
 from bertprep.errors import UserError
 from pretrain import finetune as ft
 from pretrain import finetune_data as fd
+from pretrain.atomic import write_text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -69,14 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, text)
 
 
 def load_tokenizer(vocab_dir: Path | None, pretrained: ft.Pretrained):
