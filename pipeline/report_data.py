@@ -20,52 +20,28 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bertprep.errors import UserError
+from pipeline.report_stats import (
+    PRETOKEN_RE,
+    check_run_dir,
+    discover,
+    flat_numbers,
+    histogram,
+    parquet_files,
+    pow2_edges,
+    rank_curve,
+    read_jsonl,
+    word_counts,
+)
 from sharding.inspect import inspect_dir
 
-# BERT's pre-tokeniser (HF BertPreTokenizer) splits on whitespace and punctuation (Unicode
-# category P or ASCII punctuation), each punctuation character a word of its own. RE2 syntax.
-_PUNCT = r"\pP!-/:-@\[-`{-~"
-PRETOKEN_RE = rf"[^\s{_PUNCT}]+|[{_PUNCT}]"
-RUN_MARKERS = ("report.json", "docs", "sentences", "vocab", "seq128", "seq512")
 SENTENCE_WORD_BINS = list(range(0, 105, 5))  # 5-word bins up to 100, then "100+"
 SENTENCE_CHAR_BINS = list(range(0, 525, 25))  # 25-char bins up to 500, then "500+"
-RANK_POINTS = 200  # points of the rank/count curve kept for the plot (log-spaced ranks)
-
-
-def pow2_edges(values: np.ndarray) -> list[int]:
-    """Bin edges 0, 1, 2, 4, ... up to the first power of two above the largest value, less
-    the leading edges whose bins would be empty (the first bin holds the smallest value)."""
-    edges, e = [0, 1], 1
-    while e <= int(values.max(initial=0)):
-        e *= 2
-        edges.append(e)
-    low = int(values.min()) if values.size else 0
-    while len(edges) > 2 and edges[1] <= low:
-        edges.pop(0)
-    return edges
-
-
-def histogram(values: np.ndarray, edges: list[int], overflow: bool) -> dict[str, Any]:
-    """Counts of ``values`` in ``[edges[i], edges[i+1])``; with ``overflow`` a last bin
-    ``[edges[-1], inf)``. Returns ``{"edges": [...], "counts": [...], "overflow": bool}``."""
-    bins = list(edges) + ([np.inf] if overflow else [])
-    counts, _ = np.histogram(np.asarray(values, dtype=np.float64), bins=bins)
-    return {"edges": list(edges), "counts": [int(c) for c in counts], "overflow": overflow}
-
-
-def _parquet_files(directory: Path) -> list[Path]:
-    return sorted(directory.glob("*.parquet"))
-
-
-def _word_counts(strings) -> np.ndarray:
-    """Whitespace-separated words of each string of an Arrow string array."""
-    return pc.list_value_length(pc.utf8_split_whitespace(strings)).to_numpy(zero_copy_only=False)
 
 
 def gather_docs(run: Path, tokens_per_word: float | None) -> dict[str, Any] | None:
     """Per source: documents, words, chars, pre-tokenised words, estimated tokens; and the
     document length histograms (words and chars, power-of-two bins)."""
-    files = _parquet_files(run / "docs")
+    files = parquet_files(run / "docs")
     if not files:
         return None
     per_source: dict[str, dict[str, int]] = {}
@@ -73,7 +49,7 @@ def gather_docs(run: Path, tokens_per_word: float | None) -> dict[str, Any] | No
     for path in files:
         table = pq.read_table(path, columns=["source", "text"])
         text = table.column("text")
-        words = _word_counts(text)
+        words = word_counts(text)
         chars = pc.utf8_length(text).to_numpy(zero_copy_only=False).astype(np.int64)
         pretok = pc.count_substring_regex(text, PRETOKEN_RE).to_numpy(zero_copy_only=False)
         sources = np.asarray(table.column("source").to_pylist(), dtype=object)
@@ -101,7 +77,7 @@ def gather_docs(run: Path, tokens_per_word: float | None) -> dict[str, Any] | No
 def gather_sentences(run: Path) -> dict[str, Any] | None:
     """Per source: documents, paragraphs, sentences; sentence length histograms (words in
     5-word bins, chars in 25-char bins, each with an overflow bin)."""
-    files = _parquet_files(run / "sentences")
+    files = parquet_files(run / "sentences")
     if not files:
         return None
     per_source: dict[str, dict[str, int]] = {}
@@ -117,7 +93,7 @@ def gather_sentences(run: Path) -> dict[str, Any] | None:
         cum = np.concatenate([[0], np.cumsum(n_sents_per_para)]).astype(np.int64)
         n_sents = cum[bounds[1:]] - cum[bounds[:-1]]
         sents = pc.list_flatten(flat_paras)
-        words_all.append(_word_counts(sents))
+        words_all.append(word_counts(sents))
         chars_all.append(pc.utf8_length(sents).to_numpy(zero_copy_only=False).astype(np.int64))
         sources = np.asarray(table.column("source").to_pylist(), dtype=object)
         for src in sorted(set(sources.tolist())):
@@ -138,7 +114,7 @@ def gather_sentences(run: Path) -> dict[str, Any] | None:
 def gather_dropped(run: Path, report: dict | None) -> dict[str, Any] | None:
     """Skipped and rejected documents by reason: totals from report.json and, per source, the
     rows of RUN/rejected/*.parquet. Rows: ``{kind, reason, count, by_source: {src: n}}``."""
-    files = _parquet_files(run / "rejected")
+    files = parquet_files(run / "rejected")
     if report is None and not files:
         return None
     rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -169,21 +145,7 @@ def gather_vocab(run: Path) -> dict[str, Any] | None:
     out: dict[str, Any] = {"report": json.loads(report_path.read_text())}
     counts_path = run / "vocab" / "counts.tsv"
     if counts_path.is_file():
-        counts = np.array(
-            [int(line.rsplit("\t", 1)[1]) for line in counts_path.open(encoding="utf-8") if line],
-            dtype=np.int64,
-        )
-        total = int(counts.sum())
-        ranks = np.unique(np.geomspace(1, max(len(counts), 1), RANK_POINTS).astype(np.int64))
-        cum = np.cumsum(counts)
-        tops = [k for k in (1000, 10_000, 100_000, 1_000_000) if k < len(counts)]
-        out["counts"] = {
-            "distinct_words": int(len(counts)),
-            "occurrences": total,
-            "ranks": ranks.tolist() if len(counts) else [],
-            "rank_counts": counts[ranks - 1].tolist() if len(counts) else [],
-            "top_share": {str(k): float(cum[k - 1] / total) for k in tops},
-        }
+        out["counts"] = rank_curve(counts_path)
     return out
 
 
@@ -206,22 +168,6 @@ def gather_instances(run: Path) -> dict[str, Any] | None:
             "inspect": summary,
         }
     return phases or None
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Rows of a JSONL file; a line that is not a JSON object is a :class:`UserError`."""
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{n}: not JSON ({exc})") from None
-        if not isinstance(row, dict):
-            raise UserError(f"{path}:{n}: not a JSON object")
-        rows.append(row)
-    return rows
 
 
 TRAIN_KEYS = ("loss", "mlm_loss", "mlm_acc", "nsp_loss", "nsp_acc", "lr", "grad_norm")
@@ -277,17 +223,6 @@ def gather_training(dirs: list[Path]) -> list[dict[str, Any]] | None:
     return out or None
 
 
-def _flat_numbers(obj: Any, prefix: str = "") -> dict[str, float]:
-    """Every int/float leaf of a JSON object, keyed ``a.b.c`` (booleans left out)."""
-    out: dict[str, float] = {}
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out.update(_flat_numbers(v, f"{prefix}{k}."))
-    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
-        out[prefix[:-1]] = obj
-    return out
-
-
 def gather_finetune(dirs: list[Path]) -> list[dict[str, Any]] | None:
     """Per fine-tuning dir: its summary JSON (``*summary*.json``, numbers flattened, e.g.
     ``eval_accuracy``, ``majority_baseline_accuracy``), whether it is a random-init baseline,
@@ -298,7 +233,7 @@ def gather_finetune(dirs: list[Path]) -> list[dict[str, Any]] | None:
         random_init = False
         for path in sorted(d.glob("*summary*.json")):
             obj = json.loads(path.read_text())
-            summary.update(_flat_numbers(obj))
+            summary.update(flat_numbers(obj))
             # A run from random weights (finetune --random-init) is a baseline itself.
             random_init = random_init or (isinstance(obj, dict) and obj.get("random_init") is True)
         rows = read_jsonl(d / "metrics.jsonl") if (d / "metrics.jsonl").is_file() else []
@@ -315,28 +250,6 @@ def gather_finetune(dirs: list[Path]) -> list[dict[str, Any]] | None:
                 }
             )
     return out or None
-
-
-def discover(run: Path, pattern_names: tuple[str, ...]) -> list[Path]:
-    """Subdirectories of ``run`` matching any glob of ``pattern_names`` that hold a
-    metrics.jsonl (or, for fine-tuning, a summary), in the order of the patterns, names sorted."""
-    found: list[Path] = []
-    for pattern in pattern_names:
-        for d in sorted(run.glob(pattern)):
-            has = (d / "metrics.jsonl").is_file() or any(d.glob("*summary*.json"))
-            if d.is_dir() and has and d not in found:
-                found.append(d)
-    return found
-
-
-def check_run_dir(run: Path) -> None:
-    """:class:`UserError` unless ``run`` is a directory holding at least one run artifact."""
-    if not run.is_dir():
-        raise UserError(f"{run} is not a directory (expected a bertprep run directory)")
-    if not any((run / m).exists() for m in RUN_MARKERS):
-        raise UserError(
-            f"{run} is not a bertprep run directory: none of {', '.join(RUN_MARKERS)} found"
-        )
 
 
 def gather(
