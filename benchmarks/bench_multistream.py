@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from pipeline import multistream as ms
+from pipeline.recompress import recompress
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = ROOT.parent / "shared" / "corpora" / "wikipedia" / "wp2txt_testdata_en.xml.bz2"
@@ -89,7 +90,7 @@ def main() -> None:
         for workers in sorted({1, args.workers}):
             with args.input.open("rb") as src, out.open("wb") as dst, index.open("wb") as idx:
                 wall, cpu, stats = timed(
-                    lambda: ms.recompress(src, dst, idx, args.pages_per_stream, workers=workers)  # noqa: B023
+                    lambda: recompress(src, dst, idx, args.pages_per_stream, workers=workers)  # noqa: B023
                 )
             xml_mb = stats.xml_bytes / MB
             if workers == 1:

@@ -23,7 +23,8 @@ import sys
 from contextlib import ExitStack
 
 from bertprep.errors import UserError
-from pipeline.multistream import index_path_for, recompress
+from pipeline.multistream import index_path_for
+from pipeline.recompress import recompress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from bertprep.cli import main
 from bertprep.errors import UserError
 from pipeline import multistream as ms
+from pipeline import recompress as rc
 
 GENSIM = "wikipedia/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 WP2TXT = "wikipedia/wp2txt_testdata_en.xml.bz2"  # cut after a </page>, no </mediawiki>
@@ -48,10 +49,10 @@ def siteinfo_of(fileobj) -> bytes:
     raise AssertionError("no <siteinfo>")
 
 
-def recompress_file(src: Path, out: Path, per_stream: int = PER_STREAM) -> ms.RecompressStats:
+def recompress_file(src: Path, out: Path, per_stream: int = PER_STREAM) -> rc.RecompressStats:
     index = Path(ms.index_path_for(str(out)))
     with src.open("rb") as f, out.open("wb") as dst, index.open("wb") as idx:
-        return ms.recompress(f, dst, idx, pages_per_stream=per_stream)
+        return rc.recompress(f, dst, idx, pages_per_stream=per_stream)
 
 
 def split_read(
@@ -172,7 +173,7 @@ def test_recompress_is_deterministic_and_idempotent(original, multi):
     out, index, _ = multi
     dst, idx = io.BytesIO(), io.BytesIO()
     with out.open("rb") as f:
-        ms.recompress(f, dst, idx, pages_per_stream=PER_STREAM, workers=3)
+        rc.recompress(f, dst, idx, pages_per_stream=PER_STREAM, workers=3)
     assert dst.getvalue() == out.read_bytes()
     assert idx.getvalue() == index.read_bytes()
 
@@ -239,7 +240,7 @@ def test_bad_inputs_are_user_errors(shared_dir, corpus_dir, tmp_path):
     messages = {}
     for name, data in cases.items():
         with pytest.raises(UserError) as exc:
-            ms.recompress(io.BytesIO(data), io.BytesIO(), io.BytesIO())
+            rc.recompress(io.BytesIO(data), io.BytesIO(), io.BytesIO())
         messages[name] = str(exc.value)
     assert "empty" in messages["empty.xml.bz2"]
     assert "not bzip2" in messages["plain.xml.bz2"]
@@ -251,7 +252,7 @@ def test_bad_inputs_are_user_errors(shared_dir, corpus_dir, tmp_path):
     with pytest.raises(UserError, match="not complete bzip2 data"):
         ms.read_header(io.BytesIO(b"BZh9" + bytes(range(256))), 0)
     with pytest.raises(UserError, match="pages per stream"):
-        ms.recompress(io.BytesIO(b"BZh"), io.BytesIO(), io.BytesIO(), pages_per_stream=0)
+        rc.recompress(io.BytesIO(b"BZh"), io.BytesIO(), io.BytesIO(), pages_per_stream=0)
 
 
 def test_cli_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
@@ -284,7 +285,7 @@ def test_index_that_does_not_match_the_file(multi):
 
 def test_titles_are_unescaped_like_an_xml_parser():
     raw = "AT&amp;T &quot;Q&quot; &lt;x&gt; it&apos;s &#039; &#x41;&#66; &amp;amp;"
-    assert ms.unescape_xml(raw) == ET.fromstring(f"<t>{raw}</t>").text
+    assert rc.unescape_xml(raw) == ET.fromstring(f"<t>{raw}</t>").text
 
 
 def test_index_names_follow_wikipedia(tmp_path):
@@ -423,7 +424,7 @@ def test_any_cut_keeps_exactly_the_complete_pages(shared_dir, cut, layout):
     pages, _ = parse_pages(io.BytesIO(text))
     dst, idx = io.BytesIO(), io.BytesIO()
     try:
-        stats = ms.recompress(io.BytesIO(bz2.compress(text)), dst, idx, pages_per_stream=3)
+        stats = rc.recompress(io.BytesIO(bz2.compress(text)), dst, idx, pages_per_stream=3)
     except UserError as exc:  # cut before the first page: nothing to convert, and it says so
         assert not pages and re.search("first <page>|no <mediawiki>|empty", str(exc))
         return
