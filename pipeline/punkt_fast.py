@@ -240,6 +240,20 @@ class PunktSplitter:
         cache = self._ctx_cache
         decide = self._contains_break
         slices = []
+
+        def settle(cand, ctx_start: int, last: int) -> int:
+            """Decide candidate ``cand``; on a break, record the slice. Returns the new start."""
+            context = text[ctx_start : cand.end(1)]
+            decision = cache.get(context)
+            if decision is None:
+                decision = self._remember(context, decide(context))
+            if not decision:
+                return last
+            end = cand.end()
+            slices.append((last, end))
+            nxt = cand.start(2)
+            return nxt if nxt >= 0 else end
+
         last_break = 0
         # The last candidate, not yet decided: NLTK drops it if the next one's word overlaps.
         pending = None
@@ -250,27 +264,11 @@ class PunktSplitter:
             # NLTK treats "not found" and "found at offset 0" alike (keeps the old start).
             start = ws + 1 if ws > prev_stop else prev_start
             if pending is not None and prev_stop <= start:
-                context = text[prev_start : pending.end(1)]
-                decision = cache.get(context)
-                if decision is None:
-                    decision = self._remember(context, decide(context))
-                if decision:
-                    end = pending.end()
-                    slices.append((last_break, end))
-                    nxt = pending.start(2)
-                    last_break = nxt if nxt >= 0 else end
+                last_break = settle(pending, prev_start, last_break)
             pending = m
             prev_start, prev_stop = start, ms
         if pending is not None:
-            context = text[prev_start : pending.end(1)]
-            decision = cache.get(context)
-            if decision is None:
-                decision = self._remember(context, decide(context))
-            if decision:
-                end = pending.end()
-                slices.append((last_break, end))
-                nxt = pending.start(2)
-                last_break = nxt if nxt >= 0 else end
+            last_break = settle(pending, prev_start, last_break)
         slices.append((last_break, len(text.rstrip())))
         return slices
 
