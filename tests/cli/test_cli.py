@@ -89,38 +89,16 @@ def test_wheel_carries_package_data(wheel):
 
 
 def test_bad_beam_options_are_clear_errors(tmp_path, capsys):
-    books = str(ROOT / "corpus" / "books")
-    assert (
-        main(
-            [
-                "extract",
-                "--books",
-                books,
-                "--output",
-                str(tmp_path / "r"),
-                "--runner",
-                "NoSuchRunner",
-            ]
-        )
-        == 2
-    )
+    extract = [
+        "extract",
+        "--books",
+        str(ROOT / "corpus" / "books"),
+        "--output",
+        str(tmp_path / "r"),
+    ]
+    assert main([*extract, "--runner", "NoSuchRunner"]) == 2
     assert "NoSuchRunner" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "extract",
-                "--books",
-                books,
-                "--output",
-                str(tmp_path / "r"),
-                "--runner",
-                "DataflowRunner",
-                "--project",
-                "p",
-            ]
-        )
-        == 2
-    )
+    assert main([*extract, "--runner", "DataflowRunner", "--project", "p"]) == 2
     err = capsys.readouterr().err
     assert "temp_location" in err or "[gcp]" in err
     assert not (tmp_path / "r" / "docs").exists()  # refused before any work

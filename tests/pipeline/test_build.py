@@ -43,17 +43,9 @@ def _shards(run):
 
 
 @pytest.fixture(scope="module")
-def books(corpus_dir, tmp_path_factory):
-    d = tmp_path_factory.mktemp("books")
-    for name in ("1952-0.txt", "11-0.txt"):
-        shutil.copy(corpus_dir / "books" / name, d / name)
-    return d
-
-
-@pytest.fixture(scope="module")
-def reference(books, tmp_path_factory):
+def reference(two_books, tmp_path_factory):
     run = tmp_path_factory.mktemp("ref") / "run"
-    assert bertprep(_args(books, run)) == 0
+    assert bertprep(_args(two_books, run)) == 0
     return run
 
 
@@ -65,23 +57,23 @@ def test_build_writes_verified_shards_for_both_phases(reference):
         assert (reference / stage / "_SUCCESS").exists()
 
 
-def test_rerun_skips_finished_stages_and_shards(books, reference, tmp_path, capsys):
+def test_rerun_skips_finished_stages_and_shards(two_books, reference, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(reference, run)
     # As if killed while writing seq512: its marker, manifest and one shard are gone.
     for name in ("_SUCCESS", "manifest.json", "shard_training_00001.hdf5"):
         (run / "seq512" / name).unlink()
     kept = (run / "seq512" / "shard_training_00000.hdf5").stat().st_mtime_ns
-    assert bertprep(_args(books, run)) == 0
+    assert bertprep(_args(two_books, run)) == 0
     err = capsys.readouterr().err
     assert all(f"{s} already complete, skipped" in err for s in ("extract", "segment", "vocab"))
     assert (run / "seq512" / "shard_training_00000.hdf5").stat().st_mtime_ns == kept
     assert _shards(run) == _shards(reference)
 
 
-def test_sigkilled_build_resumes_to_identical_shards(books, reference, tmp_path):
+def test_sigkilled_build_resumes_to_identical_shards(two_books, reference, tmp_path):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "bertprep", *_args(books, run)]
+    cmd = [sys.executable, "-m", "bertprep", *_args(two_books, run)]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -92,5 +84,5 @@ def test_sigkilled_build_resumes_to_identical_shards(books, reference, tmp_path)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (run / "seq128" / "_SUCCESS").exists()
-    assert bertprep(_args(books, run)) == 0
+    assert bertprep(_args(two_books, run)) == 0
     assert _shards(run) == _shards(reference)

@@ -23,13 +23,10 @@ UNCASED = "bert-base-uncased-vocab.txt"
 
 
 @pytest.fixture(scope="module")
-def sentences_run(corpus_dir, tmp_path_factory):
+def sentences_run(corpus_dir, two_books, tmp_path_factory):
     """extract + segment of two books and a small wiki file (no vocab: tests pass --vocab)."""
     run = tmp_path_factory.mktemp("inst")
-    books = run.parent / (run.name + "-books")
-    books.mkdir()
-    for name in ("1952-0.txt", "11-0.txt"):
-        shutil.copy(corpus_dir / "books" / name, books / name)
+    books = two_books
     wiki = str(corpus_dir / "wikipedia" / "wiki2txt_enwiki-52-pages.xml")
     assert (
         bertprep(["extract", "--books", str(books), "--wikipedia", wiki, "--output", str(run)]) == 0

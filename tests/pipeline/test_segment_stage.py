@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pyarrow.parquet as pq
 import pytest
@@ -24,12 +23,9 @@ def _rows(path):
 
 
 @pytest.fixture(scope="module")
-def run(corpus_dir, tmp_path_factory):
+def run(corpus_dir, two_books, tmp_path_factory):
     run = tmp_path_factory.mktemp("seg")
-    books = run.parent / (run.name + "-books")
-    books.mkdir()
-    for name in ("1952-0.txt", "11-0.txt"):
-        shutil.copy(corpus_dir / "books" / name, books / name)
+    books = two_books
     wiki = str(corpus_dir / "wikipedia" / "mediawiki-dump_fowiki-dump.xml.bz2")
     assert (
         bertprep(["extract", "--books", str(books), "--wikipedia", wiki, "--output", str(run)]) == 0

@@ -24,11 +24,9 @@ TRAIN = ["--model", "tiny", "--recipe", "cpu-demo", "--threads", "1", "--seed", 
 
 
 @pytest.fixture(scope="module")
-def shards(corpus_dir, tmp_path_factory):
+def shards(two_books, tmp_path_factory):
     """RUN/seq128 and RUN/seq512 built from two bundled books (vocab 3000)."""
-    books = tmp_path_factory.mktemp("books")
-    for name in ("1952-0.txt", "11-0.txt"):
-        shutil.copy(corpus_dir / "books" / name, books / name)
+    books = two_books
     run = tmp_path_factory.mktemp("run")
     assert (
         bertprep(
