@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bertprep.cli import STAGES, main
+from tests import proc
 from tests.conftest import ROOT
 
 
@@ -43,10 +43,8 @@ def test_every_option_has_help(name):
 
 
 def test_help_exits_zero_in_a_subprocess():
-    out = subprocess.run(
+    out = proc.run(
         [sys.executable, "-m", "bertprep", "extract", "--help"],
-        capture_output=True,
-        text=True,
         timeout=120,
     )
     assert out.returncode == 0
@@ -57,7 +55,7 @@ def test_help_exits_zero_in_a_subprocess():
 def wheel(tmp_path_factory) -> Path:
     """The project's wheel, built once (pip wheel, no build isolation: offline)."""
     dist = tmp_path_factory.mktemp("dist")
-    out = subprocess.run(
+    out = proc.run(
         [
             sys.executable,
             "-m",
@@ -70,8 +68,6 @@ def wheel(tmp_path_factory) -> Path:
             str(dist),
             str(ROOT),
         ],
-        capture_output=True,
-        text=True,
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
@@ -113,10 +109,8 @@ def test_pipeline_runs_from_the_installed_wheel(wheel, tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
     py = env_dir / "bin" / "python"
-    purelib = subprocess.run(
-        [str(py), "-c", "import sysconfig;print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
+    purelib = proc.run(
+        [str(py), "-c", "import sysconfig;print(sysconfig.get_paths()['purelib'])"], timeout=60
     ).stdout.strip()
     # The test venv's packages as a plain path: its editable-install hook (a .pth in a site
     # dir) is not processed from here, so `pipeline` can only come from the wheel.
@@ -130,7 +124,7 @@ def test_pipeline_runs_from_the_installed_wheel(wheel, tmp_path):
         "import pipeline, sys; from bertprep.cli import main; "
         "print(pipeline.__file__); sys.exit(main(sys.argv[1:]))"
     )
-    res = subprocess.run(
+    res = proc.run(
         [
             str(py),
             "-c",
@@ -141,8 +135,6 @@ def test_pipeline_runs_from_the_installed_wheel(wheel, tmp_path):
             "--output",
             str(run),
         ],
-        capture_output=True,
-        text=True,
         cwd=tmp_path,
         timeout=300,
     )
@@ -150,10 +142,8 @@ def test_pipeline_runs_from_the_installed_wheel(wheel, tmp_path):
     assert res.stdout.splitlines()[0].startswith(purelib)
     assert len(list((run / "docs").glob("*.parquet"))) == 4
     # segmentation reads the Punkt parameters shipped inside the wheel
-    res = subprocess.run(
+    res = proc.run(
         [str(py), "-c", code, "segment", "--output", str(run)],
-        capture_output=True,
-        text=True,
         cwd=tmp_path,
         timeout=300,
     )

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +12,7 @@ import pytest
 
 from bertprep.cli import main as bertprep
 from sharding.verify import verify_dir
+from tests import proc
 
 
 def _args(books, run):
@@ -74,15 +73,14 @@ def test_rerun_skips_finished_stages_and_shards(two_books, reference, tmp_path, 
 def test_sigkilled_build_resumes_to_identical_shards(two_books, reference, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "bertprep", *_args(two_books, run)]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    deadline = time.time() + 240
-    while not (run / "sentences" / "_SUCCESS").exists() and proc.poll() is None:
-        assert time.time() < deadline
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    build = proc.popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while not (run / "sentences" / "_SUCCESS").exists() and build.poll() is None:
+            assert time.time() < deadline
+            time.sleep(0.05)
+    finally:
+        proc.kill_group(build)  # SIGKILL: the build and its Beam workers, mid-flight
     assert not (run / "seq128" / "_SUCCESS").exists()
     assert bertprep(_args(two_books, run)) == 0
     assert _shards(run) == _shards(reference)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from bertprep.cli import main as bertprep
 from pipeline import report
+from tests import proc
 from tests.pipeline.memfs import MemFileSystem
 
 REMNANTS = ("[[", "{{", "<ref", "{|", "|}")
@@ -179,7 +179,7 @@ def test_extract_never_imports_torch(corpus_dir, tmp_path):
     (fake / "torch").mkdir(parents=True)
     (fake / "torch" / "__init__.py").write_text("raise ImportError('torch must not be imported')\n")
     env = dict(os.environ, PYTHONPATH=f"{fake}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    out = subprocess.run(
+    out = proc.run(
         [
             sys.executable,
             "-m",
@@ -191,8 +191,6 @@ def test_extract_never_imports_torch(corpus_dir, tmp_path):
             str(tmp_path / "run"),
         ],
         env=env,
-        capture_output=True,
-        text=True,
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]

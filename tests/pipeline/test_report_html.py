@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -26,6 +25,7 @@ from tokenizers.pre_tokenizers import BertPreTokenizer
 from bertprep.cli import main as bertprep
 from bertprep.errors import UserError
 from pipeline import report_data, report_html
+from tests import proc
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOKS = ("11-0.txt", "1952-0.txt")
@@ -430,7 +430,8 @@ def test_report_modules_import_neither_torch_nor_beam():
         "import sys, pipeline.report_cli; "
         "sys.exit(any(m in sys.modules for m in ('torch', 'apache_beam')))"
     )
-    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+    res = proc.run([sys.executable, "-c", code], cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
 
 
 def test_not_a_run_dir_is_a_user_error(tmp_path, capsys):

@@ -8,7 +8,6 @@ import html
 import io
 import json
 import re
-import subprocess
 import sys
 import tracemalloc
 import unicodedata
@@ -21,6 +20,7 @@ import pytest
 from pipeline.records import REJECTED, SKIPPED, WIKIPEDIA, Document, Dropped, doc_id
 from pipeline.wiki_xml import EMPTY, PARSE_ERROR, READ_ERROR, open_local
 from pipeline.wikipedia import WikiOptions, WikiSummary, extract_wikipedia
+from tests import proc
 from tests.pipeline.test_wiki_xml import (
     GENSIM,
     SAMPLE_PATHS,
@@ -67,7 +67,8 @@ def cli_docs(tmp_path_factory) -> dict[str, dict[str, str]]:
         target = tmp_path_factory.mktemp("cli")
         cmd = [sys.executable, "-m", "wikiextractor.WikiExtractor", "--json", "--no-templates"]
         cmd += ["-q", "--processes", "1", "-o", str(target), str(SHARED / "wikipedia" / name)]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+        res = proc.run(cmd, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
         docs = {}
         for part in sorted(target.rglob("wiki_*")):
             for line in part.read_text(encoding="utf-8").splitlines():

@@ -19,6 +19,7 @@ import torch
 
 from bertprep.cli import main as bertprep
 from pretrain import checkpoint as ckpt
+from tests import proc
 
 TRAIN = ["--model", "tiny", "--recipe", "cpu-demo", "--threads", "1", "--seed", "3"]
 
@@ -52,12 +53,7 @@ def shards(two_books, tmp_path_factory):
 
 
 def _train(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pretrain.train", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return proc.run([sys.executable, "-m", "pretrain.train", *args], timeout=timeout)
 
 
 def _rows(out: Path) -> list[dict]:
@@ -112,19 +108,20 @@ def test_sigkill_then_resume_gives_identical_losses(shards, tmp_path):
     straight = tmp_path / "straight"
     assert _train(*args, "--output", str(straight)).returncode == 0
     out = tmp_path / "killed"
-    proc = subprocess.Popen(
+    child = proc.popen(
         [sys.executable, "-m", "pretrain.train", *args, "--output", str(out)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 240
-    while proc.poll() is None and time.time() < deadline:  # kill between checkpoints 8 and 12
-        steps = _losses(out) if (out / "metrics.jsonl").exists() else {}
-        if 9 in steps:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    proc.wait()
+    try:
+        deadline = time.time() + 240
+        while child.poll() is None and time.time() < deadline:  # kill between ckpts 8 and 12
+            steps = _losses(out) if (out / "metrics.jsonl").exists() else {}
+            if 9 in steps:
+                break
+            time.sleep(0.02)
+    finally:
+        proc.kill_group(child)  # SIGKILL
     assert ckpt.latest_checkpoint(out / "checkpoints").name == "ckpt-00000008.pt"
     res = _train(*args, "--output", str(out), "--resume")
     assert res.returncode == 0, res.stderr[-3000:]
@@ -133,7 +130,7 @@ def test_sigkill_then_resume_gives_identical_losses(shards, tmp_path):
 
 def test_sigterm_saves_and_exits(shards, tmp_path):
     out = tmp_path / "term"
-    proc = subprocess.Popen(
+    child = proc.popen(
         [
             sys.executable,
             "-m",
@@ -150,13 +147,17 @@ def test_sigterm_saves_and_exits(shards, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 240
-    while not (out / "metrics.jsonl").exists() or len(_losses(out)) < 3:
-        assert time.time() < deadline and proc.poll() is None
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    stdout, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0
+    try:
+        deadline = time.time() + 240
+        while not (out / "metrics.jsonl").exists() or len(_losses(out)) < 3:
+            assert time.time() < deadline and child.poll() is None
+            time.sleep(0.05)
+        child.send_signal(signal.SIGTERM)
+        stdout, _ = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            proc.kill_group(child)
+    assert child.returncode == 0
     assert "SIGTERM" in stdout
     last = ckpt.latest_checkpoint(out / "checkpoints")
     state = ckpt.load_checkpoint(last)
@@ -220,15 +221,16 @@ def test_ddp_two_processes_match_one(shards, tmp_path):
     assert _train(*common, "--output", str(single)).returncode == 0
     ddp = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    res = subprocess.run(
+    if Path("/sys/class/net/lo").exists():
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # both ranks on this host: loopback only
+    res = proc.run(
         [
             sys.executable,
             "-m",
             "torch.distributed.run",
+            "--standalone",  # a free rendezvous port on localhost
             "--nproc_per_node",
             "2",
-            "--master_port",
-            "29513",
             "-m",
             "pretrain.train",
             *common,
@@ -237,8 +239,6 @@ def test_ddp_two_processes_match_one(shards, tmp_path):
             "--micro-batch",
             "4",
         ],
-        capture_output=True,
-        text=True,
         env=env,
         timeout=600,
     )

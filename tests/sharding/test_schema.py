@@ -67,15 +67,15 @@ def test_real_vocab_specials_match_builder_constants():
 
 
 def test_sharding_imports_neither_torch_nor_beam():
-    import subprocess
     import sys
+
+    from tests import proc
 
     code = (
         "import sys, sharding.cli, sharding.balance, sharding.pack;"
         "bad = [m for m in ('torch', 'apache_beam', 'pipeline', 'pretrain', 'tokenizers')"
         " if m in sys.modules]; print(bad)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=builders.ROOT
-    )
+    out = proc.run([sys.executable, "-c", code], cwd=builders.ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
