@@ -59,9 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=os.cpu_count() or 1,
+        default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
         help="threads compressing streams while one thread reads the input; the output is the "
-        "same for any value (default: the number of CPUs)",
+        "same for any value (default: the CPUs this process may run on)",
     )
 
 

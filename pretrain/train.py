@@ -140,12 +140,15 @@ def run(args: argparse.Namespace, extra: list[str] | None = None) -> int:
     def on_term(signum, frame):
         stop["signal"] = signum
 
-    signal.signal(signal.SIGTERM, on_term)
+    # Installed for this run only: a caller that trains in-process (the demo, a notebook) gets
+    # its own handler back, so its later child processes still die on SIGTERM.
+    previous = signal.signal(signal.SIGTERM, on_term)
     try:
         settings = resolve(args, info.world_size)
         job = Run(args, settings, info)
         return job.train(stop, time.monotonic())
     finally:
+        signal.signal(signal.SIGTERM, previous)
         dist.shutdown()
 
 

@@ -193,6 +193,7 @@ def test_build_train_export_import_continue(corpus_dir, tmp_path):
     """The real path: shards -> 2 training steps -> export (vocab found in RUN/vocab) ->
     transformers loads it -> import -> `train --init-from` starts from exactly those weights."""
     import shutil
+    import signal
 
     from bertprep.cli import main as bertprep
 
@@ -206,7 +207,10 @@ def test_build_train_export_import_continue(corpus_dir, tmp_path):
               "--global-batch", "8"]  # fmt: skip
 
     def train(*args):  # in-process: no second torch start-up
+        handler = signal.getsignal(signal.SIGTERM)
         assert bertprep([*common, *args]) == 0
+        # the caller's SIGTERM handler is back (a leaked one made forked children unkillable)
+        assert signal.getsignal(signal.SIGTERM) is handler
 
     train("--output", str(run / "p1"), "--model", "tiny")
     out = export_cli.export(run / "p1", run / "export")  # vocab from RUN/vocab

@@ -133,8 +133,12 @@ def test_reader_is_pickle_and_fork_safe(shard_dir):
     expected = _child_sum(reader)  # the parent has used (and closed) the file before forking
     clone = pickle.loads(pickle.dumps(reader))
     assert _child_sum(clone) == expected
-    with multiprocessing.get_context("fork").Pool(2) as pool:
+    pool = multiprocessing.get_context("fork").Pool(2)
+    try:
         assert pool.map(_child_sum, [reader, reader]) == [expected, expected]
+    finally:
+        pool.close()  # workers exit on their own (terminate's SIGTERM can be caught)
+        pool.join()
     rows = reader.read_rows(5, 9)
     np.testing.assert_array_equal(rows["input_ids"], reader.read_all()["input_ids"][5:9])
     only = reader.read_all(("input_mask",))
