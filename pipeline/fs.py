@@ -93,7 +93,7 @@ def _is_remote_prefix(path: str, directory_glob: str | None) -> bool:
     """On object stores a "directory" is a prefix: not a file, but files under ``path/``."""
     if "://" not in path or directory_glob is None:
         return False
-    return path.endswith("/") or not FileSystems.exists(path)
+    return path.endswith("/") or not exists(path)
 
 
 def open_read(path: str):
@@ -105,8 +105,17 @@ def open_read(path: str):
 
 
 def exists(path: str) -> bool:
-    """Whether ``path`` exists on its filesystem."""
-    return FileSystems.exists(path)
+    """Whether ``path`` exists on its filesystem.
+
+    Raises:
+        UserError: the filesystem could not be asked (no credentials, no network, unknown
+            scheme), with the path and the filesystem's own reason on one line.
+    """
+    try:
+        return FileSystems.exists(path)
+    except Exception as exc:
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise UserError(f"cannot check {path}: {reason}") from None
 
 
 def makedirs(path: str) -> None:
@@ -122,14 +131,15 @@ def list_files(pattern: str) -> list[str]:
         return sorted(p for p in _glob.glob(pattern, recursive=True) if os.path.isfile(p))
     try:
         result = FileSystems.match([pattern])
-    except Exception:
-        return []
+    except Exception as exc:
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise UserError(f"cannot list {pattern}: {reason}") from None
     return sorted(m.path for m in result[0].metadata_list)
 
 
 def delete(paths: list[str]) -> None:
     """Delete files that exist; missing ones are ignored."""
-    present = [p for p in paths if FileSystems.exists(p)]
+    present = [p for p in paths if exists(p)]
     if present:
         FileSystems.delete(present)
 
@@ -171,6 +181,6 @@ def _replace(tmp: str, path: str) -> None:
     if "://" not in path:
         os.replace(tmp, path)
         return
-    if FileSystems.exists(path):
+    if exists(path):
         FileSystems.delete([path])
     FileSystems.rename([tmp], [path])

@@ -23,6 +23,7 @@ import sys
 from contextlib import ExitStack
 
 from bertprep.errors import UserError
+from pipeline import fs
 from pipeline.multistream import index_path_for
 from pipeline.recompress import recompress
 
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
 
     raw = CompressionTypes.UNCOMPRESSED  # the bytes as they are: never let Beam (de)compress
     index = args.index or index_path_for(args.output)
-    if not FileSystems.exists(args.input):
+    if not fs.exists(args.input):
         raise UserError(f"input {args.input} does not exist")
     if len({args.input, args.output, index}) < 3:
         raise UserError("INPUT, --output and --index must be three different paths")
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             )
         FileSystems.rename([tmp_index, tmp_out], [index, args.output])
     except BaseException:
-        leftovers = [p for p in (tmp_out, tmp_index) if FileSystems.exists(p)]
+        leftovers = [p for p in (tmp_out, tmp_index) if fs.exists(p)]
         if leftovers:
             FileSystems.delete(leftovers)
         raise

@@ -96,3 +96,17 @@ class MemFileSystem(FileSystem):
                 rel = posixpath.relpath(os.path.join(root, name), local_dir)
                 with open(os.path.join(root, name), "rb") as f:
                     cls.FILES[f"{prefix.rstrip('/')}/{rel}"] = f.read()
+
+
+class UnreachableFileSystem(MemFileSystem):
+    """Scheme ``downfs://``: every call fails the way gs:// does without network or credentials."""
+
+    @classmethod
+    def scheme(cls):
+        return "downfs"
+
+    def exists(self, path):
+        raise ConnectionError(f"Max retries exceeded: /storage/v1/b/{path}\n(network down)")
+
+    def _list(self, dir_or_prefix):
+        raise ConnectionError("network down")

@@ -13,7 +13,7 @@ import pytest
 from bertprep.cli import main as bertprep
 from pipeline import report
 from tests import proc
-from tests.pipeline.memfs import MemFileSystem
+from tests.pipeline.memfs import MemFileSystem, UnreachableFileSystem  # noqa: F401 (registers)
 
 REMNANTS = ("[[", "{{", "<ref", "{|", "|}")
 
@@ -195,6 +195,7 @@ def test_extract_never_imports_torch(corpus_dir, tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert len(list((tmp_path / "run" / "docs").glob("*.parquet"))) == 4
+    assert "apitools" not in out.stderr  # Beam's import-time warning is silenced
 
 
 def test_no_inputs_is_a_clear_error(tmp_path, capsys):
@@ -205,6 +206,22 @@ def test_no_inputs_is_a_clear_error(tmp_path, capsys):
         == 2
     )
     assert "no input files" in capsys.readouterr().err
+
+
+def test_unreachable_output_store_is_a_clear_error(corpus_dir, tmp_path, capsys):
+    # gs:// without network or credentials: one line naming the path, exit 2, no traceback.
+    books = tmp_path / "books"
+    books.mkdir()
+    shutil.copy(next((corpus_dir / "books").glob("*.txt")), books)
+    code = bertprep(["extract", "--books", str(books), "--output", "downfs://bucket/run"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "cannot check downfs://bucket/run" in err and "network down" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    pattern = "downfs://bucket/books/*.txt"
+    code = bertprep(["extract", "--books", pattern, "--output", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot list downfs://bucket/books/*.txt" in err, err
 
 
 def test_multistream_split_read_equals_whole_read(corpus_dir, tmp_path):
