@@ -11,11 +11,11 @@ TORCH ?= torch==2.13.0
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[pipeline,pretrain,report,dev]"
+	$(BIN)/pip install -q -e ".[pipeline,pretrain,report,gcp,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)

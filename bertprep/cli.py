@@ -14,7 +14,7 @@ import importlib
 import sys
 from dataclasses import dataclass
 
-from bertprep.errors import UserError
+from bertprep.errors import DryRun, UserError
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"bertprep {name}: error: {exc}", file=sys.stderr)
         return 2
+    except DryRun as exc:
+        print(f"bertprep {name}: {exc}", file=sys.stderr)
+        return 0
 
 
 if __name__ == "__main__":

@@ -9,9 +9,16 @@ runner (``DataflowRunner``, ``BundleBasedDirectRunner``, ...) is used as given.
 
 from __future__ import annotations
 
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from collections.abc import Callable
 
-from bertprep.errors import UserError
+from apache_beam.options.pipeline_options import (
+    DirectOptions,
+    PipelineOptions,
+    StandardOptions,
+    TestOptions,
+)
+
+from bertprep.errors import DryRun, UserError
 
 DEFAULT_RUNNER = "FnApiRunner"
 
@@ -32,6 +39,33 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
             direct.direct_running_mode = "multi_processing"
     _validate(opts, std.runner)
     return opts
+
+
+def is_dry_run(beam_args: list[str]) -> bool:
+    """Whether ``--dry_run True`` was given: the stage must translate its job and change nothing."""
+    return bool(PipelineOptions(beam_args).view_as(TestOptions).dry_run)
+
+
+def run(build: Callable, beam_args: list[str]) -> None:
+    """Build a pipeline with ``build(p)`` and run it to completion on the chosen runner.
+
+    Raises:
+        DryRun: after ``--dry_run True``, once the runner translated the job without running it
+            (Dataflow's dry run builds the job proto and stops before staging or submission).
+    """
+    import apache_beam as beam
+
+    options = pipeline_options(beam_args)
+    p = beam.Pipeline(options=options)
+    build(p)
+    result = p.run()
+    result.wait_until_finish()
+    if options.view_as(TestOptions).dry_run:
+        runner = options.view_as(StandardOptions).runner
+        job = getattr(result, "job", None)
+        proto = getattr(job, "proto_pipeline", None)
+        size = f" ({len(proto.components.transforms)} transforms)" if proto is not None else ""
+        raise DryRun(f"dry run: {runner} translated the job{size}; nothing ran or was written")
 
 
 def _validate(opts: PipelineOptions, runner_name: str) -> None:

@@ -159,12 +159,17 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         # template expansion reads each dump twice (Template pages first): whole files only
         split_multistream=not args.expand_templates,
     )
-    clear_outputs(run_dir)
-    for sub in ("docs", "rejected", "report", "tmp/extract"):
-        fs.makedirs(fs.join(run_dir, sub))
+    if not beam_runner.is_dry_run(extra):  # a dry run changes nothing
+        clear_outputs(run_dir)
+        for sub in ("docs", "rejected", "report", "tmp/extract"):
+            fs.makedirs(fs.join(run_dir, sub))
     print(f"extract: {len(units)} work units -> {run_dir}", file=sys.stderr)
-    with beam.Pipeline(options=beam_runner.pipeline_options(extra)) as p:
-        _ = p | "Units" >> beam.Create(units) | "Extract" >> ExtractDocuments(options, run_dir)
+    beam_runner.run(
+        lambda p: (
+            p | "Units" >> beam.Create(units) | "Extract" >> ExtractDocuments(options, run_dir)
+        ),
+        extra,
+    )
     stage = report.load_json(fs.join(run_dir, "report", "extract.json"))
     report.update_run_report(run_dir, "extract", stage)
     fs.delete(fs.list_files(fs.join(run_dir, "tmp", "extract", "*.parquet")))

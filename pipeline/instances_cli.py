@@ -217,9 +217,12 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         "gzip_level": args.gzip_level,
     }
     build_config = instances_finish.build_config(args, spec, vocab_path)
-    todo = instances_finish.prepare_phase_dirs(
-        run_dir, configs, build_config, tokens, lowercase, strip, args.overwrite
-    )
+    if beam_runner.is_dry_run(extra):  # a dry run changes nothing
+        todo = configs
+    else:
+        todo = instances_finish.prepare_phase_dirs(
+            run_dir, configs, build_config, tokens, lowercase, strip, args.overwrite
+        )
     if not todo:
         print("instances: every phase is already complete", file=sys.stderr)
         return 0
@@ -254,5 +257,7 @@ def _run_pipeline(files: list[str], spec: dict, extra: list[str]) -> None:
     from pipeline import beam_runner
     from pipeline.instances_transforms import BuildShards
 
-    with beam.Pipeline(options=beam_runner.pipeline_options(extra)) as p:
-        _ = p | "Inputs" >> beam.Create(list(enumerate(files))) | "Build" >> BuildShards(spec)
+    inputs = list(enumerate(files))
+    beam_runner.run(
+        lambda p: p | "Inputs" >> beam.Create(inputs) | "Build" >> BuildShards(spec), extra
+    )

@@ -116,13 +116,15 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         raise UserError(f"{run_dir}/sentences is already complete; pass --overwrite to redo it")
     docs = input_files(run_dir, "docs", "documents")
     params = resolve_params(args, run_dir, docs)
-    fs.delete(fs.list_files(fs.join(run_dir, "sentences", "*")))
-    fs.makedirs(fs.join(run_dir, "sentences"))
-    fs.makedirs(fs.join(run_dir, "report"))
+    if not beam_runner.is_dry_run(extra):  # a dry run changes nothing
+        fs.delete(fs.list_files(fs.join(run_dir, "sentences", "*")))
+        fs.makedirs(fs.join(run_dir, "sentences"))
+        fs.makedirs(fs.join(run_dir, "report"))
     report_path = fs.join(run_dir, "report", "segment.json")
     fn = SegmentFileFn(run_dir, args.language, params, args.max_sentence_chars)
-    with beam.Pipeline(options=beam_runner.pipeline_options(extra)) as p:
-        _ = p | "Docs" >> beam.Create(docs) | "Segment" >> PerFile(fn, report_path)
+    beam_runner.run(
+        lambda p: p | "Docs" >> beam.Create(docs) | "Segment" >> PerFile(fn, report_path), extra
+    )
     counts = report.load_json(report_path)
     counts["language"] = args.language
     report.update_run_report(run_dir, "segment", counts)

@@ -157,12 +157,14 @@ def count_words(run_dir: str, lowercase: bool, strip: bool | None, extra: list[s
 
     docs = input_files(run_dir, "docs", "documents")
     counts_path = fs.join(run_dir, "vocab", "counts.tsv")
-    with beam.Pipeline(options=beam_runner.pipeline_options(extra)) as p:
-        _ = (
+    beam_runner.run(
+        lambda p: (
             p
             | "Docs" >> beam.Create(docs)
             | "CountWords" >> CountWords(lowercase, strip, counts_path)
-        )
+        ),
+        extra,
+    )
     with fs.open_read(counts_path) as f:
         counts = {}
         for line in f.read().decode("utf-8").splitlines():
