@@ -53,6 +53,13 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def any_rank(flags: tuple[bool, ...], device: torch.device | str) -> tuple[bool, ...]:
+    """Each flag OR-ed over ranks, so every rank takes the same decision (stop, save) at the
+    same step; one rank leaving the loop alone would leave the others waiting in a collective."""
+    t = torch.tensor([float(f) for f in flags], device=device)
+    return tuple(bool(v > 0) for v in all_reduce_sum(t).tolist())
+
+
 def barrier() -> None:
     if torch_dist.is_initialized():
         torch_dist.barrier()

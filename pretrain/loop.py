@@ -92,6 +92,7 @@ class Run:
             global_batch=s["global_batch"] if fits else None,
             bin_size=s["bin_size"] or None,
             pad_to_longest=s["phase"] == 2,
+            vocab_size=self.cfg.vocab_size,  # every shard's ids checked as it is loaded
         )
 
     def _wrap(self, model):
@@ -194,11 +195,12 @@ class Run:
                     self._evaluate(log)
                 if self.step % a.checkpoint_every == 0:
                     self.save()
-                if stop["signal"] is not None:
-                    reason = "SIGTERM"
-                    break
-                if a.time_budget and time.monotonic() - t_start > a.time_budget:
-                    reason = "time budget"
+                over = bool(a.time_budget) and time.monotonic() - t_start > a.time_budget
+                signalled, over = dist.any_rank(
+                    (stop["signal"] is not None, over), self.info.device
+                )
+                if signalled or over:
+                    reason = "SIGTERM" if signalled else "time budget"
                     break
             self.save()
             if reason == "done":
@@ -250,6 +252,7 @@ class Run:
             rank=self.info.rank,
             seed=self.s["seed"],
             pad_to_longest=self.s["phase"] == 2,
+            vocab_size=self.cfg.vocab_size,
         )
         metrics = evaluate(self.model, loader, self.info, self.precision)
         if metrics:

@@ -204,6 +204,32 @@ def test_phase2_keeps_moments_and_resets_schedule(shards, tmp_path):
     assert second["scheduler"]["last_epoch"] == 1
 
 
+def test_accumulation_gives_the_loss_of_one_big_batch(shards, tmp_path):
+    common = [*TRAIN, "--data", str(shards / "seq128"), "--max-steps", "3", "--dropout", "0"]
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    res = _train(*common, "--global-batch", "8", "--micro-batch", "8", "--output", str(whole))
+    assert res.returncode == 0, res.stderr[-2000:]
+    res = _train(*common, "--global-batch", "8", "--micro-batch", "2", "--output", str(split))
+    assert res.returncode == 0, res.stderr[-2000:]
+    a, b = _losses(whole), _losses(split)
+    assert sorted(a) == sorted(b) == [1, 2, 3]
+    for step in a:  # MLM loss is normalised by the global batch's masked count, not per micro
+        assert abs(a[step] - b[step]) < 1e-4 * max(1.0, abs(a[step]))
+
+
+def test_time_budget_stops_and_checkpoints(shards, tmp_path):
+    out = tmp_path / "budget"
+    res = _train(
+        *TRAIN, "--data", str(shards / "seq128"), "--output", str(out),
+        "--max-steps", "500", "--time-budget", "0.01",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    steps = sorted(_losses(out))
+    assert 1 <= len(steps) < 500
+    saved = ckpt.load_checkpoint(ckpt.latest_checkpoint(out / "checkpoints"))
+    assert saved["step"] == steps[-1]
+
+
 def test_ddp_two_processes_match_one(shards, tmp_path):
     common = [
         "--data",
@@ -237,7 +263,7 @@ def test_ddp_two_processes_match_one(shards, tmp_path):
             "--output",
             str(ddp),
             "--micro-batch",
-            "4",
+            "2",  # 2 micro-steps per rank: no_sync() on the first, all-reduce on the second
         ],
         env=env,
         timeout=600,
@@ -298,7 +324,17 @@ def test_bad_inputs_fail_before_training(shards, tmp_path, corpus_dir):
     )
     (mixed / "manifest.json").unlink()  # a foreign (NVIDIA-made) directory: no manifest
     res = _train("--data", str(mixed), "--output", str(tmp_path / "c"), *TRAIN)
-    assert res.returncode == 2
+    assert res.returncode == 2 and "seq" in res.stderr and "Traceback" not in res.stderr
+    foreign = tmp_path / "foreign"  # NVIDIA-made: no manifest, no vocab.txt; ids up to ~30k
+    foreign.mkdir()
+    for f in (shards / "seq128").glob("shard_*.hdf5"):
+        shutil.copy(f, foreign / f.name)
+    cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "vocab_size": 1000}))
+    res = _train(
+        "--data", str(foreign), "--output", str(tmp_path / "e"), *TRAIN, "--config", str(cfg)
+    )  # fmt: skip
+    assert res.returncode == 2 and "vocabulary of 1000" in res.stderr, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
     missing = tmp_path / "missing"
     shutil.copytree(shards / "seq128", missing)
     (missing / "shard_training_00001.hdf5").unlink()
