@@ -157,7 +157,11 @@ def summary(run: Path, timings: dict[str, float]) -> str:
         f"{tuned['majority_baseline_accuracy']:.3f} -> {run}/finetune/best"
     )
     lines.append(f"report: {run}/report/report.html")
-    lines += [f"time {label}: {secs:.1f} s" for label, secs in timings.items()]
+    inner = rep.get("build", {}).get("seconds", {})
+    for label, secs in timings.items():
+        lines.append(f"time {label}: {secs:.1f} s")
+        if label == "build":  # its stages, as build measured them
+            lines += [f"  time {stage}: {s:.1f} s" for stage, s in inner.items()]
     lines.append(f"time total: {sum(timings.values()):.1f} s")
     return "\n".join(lines)
 

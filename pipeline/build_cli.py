@@ -13,7 +13,7 @@ import sys
 import time
 
 from bertprep.errors import UserError
-from pipeline import extract_cli, fs, instances_cli, segment_cli, vocab_cli
+from pipeline import extract_cli, fs, instances_cli, report, segment_cli, vocab_cli
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,5 +53,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         timings[name] = round(time.perf_counter() - t0, 1)
         if rc:
             return rc
+    if timings:  # wall seconds of the stages this invocation ran (skipped ones keep theirs)
+        before = report.load_json(fs.join(run_dir, "report.json")).get("build", {})
+        seconds = {**before.get("seconds", {}), **timings}
+        report.update_run_report(run_dir, "build", {"seconds": seconds})
     print(f"build: done -> {run_dir} (seconds per stage: {timings})")
     return 0

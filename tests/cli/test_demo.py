@@ -16,6 +16,8 @@ def test_fast_demo_end_to_end(tmp_path, capsys):
     assert demo.main(["--output", str(run), "--fast"]) == 0
     out = capsys.readouterr().out
     assert "SST-2 eval accuracy" in out and "time total" in out
+    for stage in ("extract", "segment", "vocab", "instances"):  # build's stages, timed
+        assert f"  time {stage}: " in out, out[-3000:]
     for phase in ("seq128", "seq512"):
         assert verify_dir(run / phase) == []
     for phase in ("phase1", "phase2"):

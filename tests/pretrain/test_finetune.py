@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from bertprep.errors import UserError
+from pretrain import export_cli, finetune_cli
 from pretrain import finetune as ft
-from pretrain import finetune_cli
 from pretrain import finetune_data as fd
 from pretrain.checkpoint import make_state, save_checkpoint
 from pretrain.config import preset
@@ -65,14 +65,13 @@ def pretrained_model() -> BertForPreTraining:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, tok_dir, pretrained_model) -> Path:
-    """An exported-style directory: transformers keys, padded vocab rows stripped."""
+    """What `bertprep export` writes for a checkpoint of ``pretrained_model``."""
     d = tmp_path_factory.mktemp("exported")
-    CFG.to_json(d / "config.json")
-    state = strip_vocab_padding(pretrained_model.state_dict(), CFG.vocab_size)
-    save_file({k: v.clone().contiguous() for k, v in state.items()}, d / "model.safetensors")
-    for name in ("tokenizer.json", "vocab.txt"):
-        shutil.copyfile(tok_dir / name, d / name)
-    return d
+    state = make_state(
+        step=1, phase=1, config={"model": CFG.to_dict()}, model=pretrained_model, with_rng=False
+    )
+    save_checkpoint(d / "ckpt-00000001.pt", state)
+    return export_cli.export(d / "ckpt-00000001.pt", d / "export", vocab_dir=tok_dir)
 
 
 def _write_tsv(path: Path, rows) -> Path:
