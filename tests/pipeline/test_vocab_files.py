@@ -33,8 +33,11 @@ def read_book(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def bundled_texts(corpus_dir) -> list[str]:
-    """Every bundled book, split in paragraphs, and every SST-2 dev sentence."""
-    texts = []
+    """Every bundled book, split in paragraphs, every SST-2 dev sentence, and the paragraphs
+    of every bundled Wikipedia sample (raw wikitext: markup is text to a tokenizer too)."""
+    from tests.pipeline.test_segment import wiki_paragraphs
+
+    texts = [p for _, p in wiki_paragraphs(corpus_dir)]
     for path in sorted((corpus_dir / "books").glob("*.txt")):
         texts += [p for p in read_book(path).replace("\r\n", "\n").split("\n\n") if p.strip()]
     rows = (corpus_dir / "finetune" / "glue-sst2-dev.tsv").read_text(encoding="utf-8").splitlines()

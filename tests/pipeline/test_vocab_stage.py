@@ -93,3 +93,41 @@ def test_too_small_corpus_and_bad_vocab_are_clear_errors(run, tmp_path, capsys):
     assert bertprep(["vocab", "--output", str(run), "--overwrite", "--vocab", str(bad)]) == 2
     assert "bad.txt" in capsys.readouterr().err
     assert bertprep(["vocab", "--output", str(tmp_path / "nothing")]) == 2
+
+
+def test_cased_accents_unused_and_alphabet_options(run):
+    import json
+
+    argv = ["vocab", "--output", str(run), "--overwrite", "--vocab-size", "3000", "--cased",
+            "--strip-accents", "yes", "--unused", "3", "--min-frequency", "3",
+            "--limit-alphabet", "60"]  # fmt: skip
+    assert bertprep(argv) == 0
+    vocab = (run / "vocab" / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    head = ["[PAD]", "[unused0]", "[unused1]", "[unused2]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert vocab[:8] == head and len(vocab) == 3000
+    normalizer = json.loads((run / "vocab" / "tokenizer.json").read_text())["normalizer"]
+    assert normalizer["lowercase"] is False and normalizer["strip_accents"] is True
+    tok = Tokenizer.from_file(str(run / "vocab" / "tokenizer.json"))
+    assert tok.encode("Alice").ids != tok.encode("alice").ids  # cased
+    assert tok.encode("Alíce café").ids == tok.encode("Alice cafe").ids  # accents stripped
+    chars = {c for t in vocab[8:] for c in t.removeprefix("##")}
+    assert len(chars) <= 60  # the 60 most frequent characters only
+    sizes = {}
+    for m in ("1", "3"):  # as large as the corpus allows: rare pairs are merged only at 1
+        big = ["vocab", "--output", str(run), "--overwrite", "--vocab-size", "100000",
+               "--allow-smaller-vocab", "--min-frequency", m]  # fmt: skip
+        assert bertprep(big) == 0
+        sizes[m] = len((run / "vocab" / "vocab.txt").read_text(encoding="utf-8").splitlines())
+    assert 3000 < sizes["3"] < sizes["1"] < 100000
+
+
+def test_empty_corpus_is_a_clear_error(tmp_path, capsys):
+    corpus = tmp_path / "empty.jsonl"
+    corpus.write_text('{"text": ""}\n')
+    run = str(tmp_path / "run")
+    assert bertprep(["extract", "--corpus", str(corpus), "--output", run]) == 0
+    assert bertprep(["segment", "--output", run]) == 0
+    assert report.load_json(f"{run}/report.json")["segment"]["docs_out"] == 0
+    capsys.readouterr()
+    assert bertprep(["vocab", "--output", run]) == 2
+    assert "corpus is empty" in capsys.readouterr().err
