@@ -158,6 +158,8 @@ def summary(run: Path, timings: dict[str, float]) -> str:
     )
     lines.append(f"report: {run}/report/report.html")
     inner = rep.get("build", {}).get("seconds", {})
+    order = ("extract", "segment", "vocab", "instances")  # build's order (report.json sorts keys)
+    inner = {k: inner[k] for k in order if k in inner}
     for label, secs in timings.items():
         lines.append(f"time {label}: {secs:.1f} s")
         if label == "build":  # its stages, as build measured them

@@ -191,6 +191,23 @@ def input_files(args, run_dir: str) -> tuple[list[str], int]:
     return files, int(chars / CHARS_PER_TOKEN)
 
 
+def classic_relpaths(patterns: list[str]) -> dict[str, str]:
+    """{path: the relpath that seeds its document ids} for classic text inputs.
+
+    The path relative to its pattern's root (``out/*/wiki_*`` gives ``AA/wiki_00``), so a
+    ``gs://`` copy gets the same ids; when two inputs would share one (the same name under two
+    ``--input`` roots), every path is taken relative to the inputs' common directory instead.
+    """
+    rel = {f.path: f.relpath for p in patterns for f in fs.expand(p)}
+    if len(set(rel.values())) == len(rel):
+        return rel
+    parts = [p.split("/") for p in rel]
+    common = 0
+    while all(len(q) > common + 1 and q[common] == parts[0][common] for q in parts):
+        common += 1
+    return {p: "/".join(p.split("/")[common:]) for p in rel}
+
+
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     from pipeline import instances_finish
 
@@ -215,6 +232,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         "num_shards": args.num_shards,
         "num_val_shards": args.num_validation_shards,
         "gzip_level": args.gzip_level,
+        "relpaths": classic_relpaths(args.input) if args.input else {},
     }
     build_config = instances_finish.build_config(args, spec, vocab_path)
     if beam_runner.is_dry_run(extra):  # a dry run changes nothing

@@ -40,8 +40,9 @@ TOKENS_SCHEMA = pa.schema(
 )
 
 
-def iter_input_documents(path: str):
-    """(doc id, sentences) from a RUN/sentences Parquet file or a classic text file."""
+def iter_input_documents(path: str, relpath: str | None = None):
+    """(doc id, sentences) from a RUN/sentences Parquet file or a classic text file; a classic
+    file's ids derive from ``relpath`` (default: its base name)."""
     if path.endswith(".parquet"):
         from pipeline.parquet_io import iter_rows
 
@@ -52,7 +53,7 @@ def iter_input_documents(path: str):
 
     with fs.open_read(path) as f:
         lines = f.read().decode("utf-8", errors="replace").splitlines()
-    yield from read_documents(lines, basename(path))
+    yield from read_documents(lines, relpath or basename(path))
 
 
 class _TokenizeFileFn(beam.DoFn):
@@ -73,7 +74,7 @@ class _TokenizeFileFn(beam.DoFn):
         index, path = item
         s = self._spec
         by_key: dict[tuple[str, int], list] = {}
-        for doc_id, sentences in iter_input_documents(path):
+        for doc_id, sentences in iter_input_documents(path, s["relpaths"].get(path)):
             tokens, offsets = self._fast.encode_document(sentences)
             split = instances_plan.split_of(doc_id, s["validation_fraction"])
             group = instances_plan.group_of(doc_id, s["seed"], s["groups"])

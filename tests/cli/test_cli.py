@@ -149,6 +149,14 @@ def test_pipeline_runs_from_the_installed_wheel(wheel, tmp_path):
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert len(list((run / "sentences").glob("*.parquet"))) == 4
+    for argv in (
+        ["vocab", "--output", str(run), "--vocab-size", "2000"],
+        ["instances", "--output", str(run), "--max-seq-length", "128", "--dupe-factor", "1"],
+    ):
+        res = proc.run([str(py), "-c", code, *argv], cwd=tmp_path, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+    assert len((run / "vocab" / "vocab.txt").read_text().splitlines()) == 2000
+    assert (run / "seq128" / "_SUCCESS").exists() and list((run / "seq128").glob("*.hdf5"))
 
 
 def test_report_of_a_non_run_dir_is_a_clear_error(tmp_path, capsys):

@@ -125,16 +125,23 @@ def test_shards_balanced_verified_and_equal_to_builder(sentences_run, corpus_dir
             docs.append(FlatDoc(row["id"], *fast.encode_document(sents)))
     cfg = InstanceConfig(max_seq_length=128, max_predictions_per_seq=20, dupe_factor=2)
     built, _ = build_group_instances(docs, cfg, VocabInfo.from_vocab_file(str(vocab)), 12345)
+
+    def restored(i):  # the instance before masking, from the builder's own record
+        t = np.array(i.tokens)
+        t[np.asarray(i.masked_lm_positions, dtype=np.int64)] = i.masked_lm_ids
+        return tuple(t)
+
     expected = Counter(
-        (tuple(i.tokens), tuple(i.segment_ids), tuple(i.masked_lm_positions), int(i.is_random_next))
+        (tuple(i.tokens), restored(i), tuple(i.segment_ids), tuple(i.masked_lm_positions),
+         int(i.is_random_next))
         for i in built
-    )
+    )  # fmt: skip
     stored = Counter()
     for p in sorted((run / "seq128").glob("*.hdf5")):
         with h5py.File(p) as f:
             for i in range(f["input_ids"].shape[0]):
                 ids, original, seg, pos, nsp = _nvidia_decode(f, i)
-                stored[(ids, seg, pos, nsp)] += 1
+                stored[(ids, original, seg, pos, nsp)] += 1
     assert stored == expected
 
 
@@ -206,6 +213,22 @@ def test_classic_text_input(sentences_run, corpus_dir, tmp_path):
     run = tmp_path / "run"
     assert _classic(text, run) == 0
     assert verify_dir(run / "seq128") == []
+
+
+def test_classic_files_with_one_name_in_two_folders(sentences_run, tmp_path):
+    # wikiextractor's layout: AA/wiki_00, AB/wiki_00, ... (ids seed on the relative path)
+    lines = []
+    for f in sorted((sentences_run / "sentences").glob("*.parquet")):
+        for row in pq.read_table(f).to_pylist():
+            lines += [s for para in row["paragraphs"] for s in para] + [""]
+    half = lines.index("", len(lines) // 2) + 1
+    for sub, part in (("AA", lines[:half]), ("AB", lines[half:])):
+        (tmp_path / "out" / sub).mkdir(parents=True)
+        (tmp_path / "out" / sub / "wiki_00").write_text("\n".join(part), encoding="utf-8")
+    assert _classic(tmp_path / "out" / "*" / "wiki_00", tmp_path / "run") == 0
+    assert verify_dir(tmp_path / "run" / "seq128") == []
+    two_roots = ["--input", str(tmp_path / "out" / "AB" / "wiki_00")]  # same relpath "wiki_00"
+    assert _classic(tmp_path / "out" / "AA" / "wiki_00", tmp_path / "run2", *two_roots) == 0
 
 
 def test_bad_inputs_are_clear_errors(sentences_run, corpus_dir, tmp_path, capsys):
