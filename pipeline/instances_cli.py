@@ -17,6 +17,7 @@ worker count or the input order.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 
@@ -175,20 +176,35 @@ def resolve_vocab(args, run_dir: str) -> tuple[list[str], bool, bool | None, str
     return loaded.tokens, lowercase, loaded.strip_accents, path
 
 
-def input_files(args, run_dir: str) -> tuple[list[str], int]:
-    """(sorted input paths, estimated tokens)."""
+def input_files(args, run_dir: str) -> tuple[list[str], int, str]:
+    """(sorted input paths, estimated tokens, sha256 of the inputs' names and sizes).
+
+    The fingerprint goes into the build config, so a rerun on other inputs is not mistaken
+    for a finished build; names are relative (the relpath of a classic file, the file name
+    in RUN/sentences) so a moved run directory or a gs:// copy still matches.
+    """
     from pipeline.instances_plan import CHARS_PER_TOKEN
 
     if args.input:
-        files = sorted({f.path: f.size for p in args.input for f in fs.expand(p)}.items())
-        return [p for p, _ in files], int(sum(s for _, s in files) / CHARS_PER_TOKEN)
+        found = {f.path: f for p in args.input for f in fs.expand(p)}
+        files = sorted(found)
+        rel = classic_relpaths(args.input)
+        sizes = [(rel[p], found[p].size) for p in files]
+        return files, int(sum(s for _, s in sizes) / CHARS_PER_TOKEN), _fingerprint(sizes)
     from pipeline.file_stage import input_files as stage_files
 
     files = stage_files(run_dir, "sentences", "sentences")
+    listed = fs.expand(fs.join(run_dir, "sentences", "*.parquet"))
+    sizes = [(f.relpath, f.size) for f in listed]
     chars = report.load_json(fs.join(run_dir, "report.json")).get("segment", {}).get("chars")
     if chars is None:
-        chars = sum(f.size for f in fs.expand(fs.join(run_dir, "sentences", "*.parquet"))) * 3
-    return files, int(chars / CHARS_PER_TOKEN)
+        chars = sum(size for _, size in sizes) * 3
+    return files, int(chars / CHARS_PER_TOKEN), _fingerprint(sizes)
+
+
+def _fingerprint(named_sizes: list[tuple[str, int]]) -> str:
+    text = "".join(f"{name}\t{size}\n" for name, size in sorted(named_sizes))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def classic_relpaths(patterns: list[str]) -> dict[str, str]:
@@ -219,7 +235,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if not 0.0 <= args.validation_fraction < 0.5:
         raise UserError("--validation-fraction must be in [0, 0.5)")
     tokens, lowercase, strip, vocab_path = resolve_vocab(args, run_dir)
-    files, est_tokens = input_files(args, run_dir)
+    files, est_tokens, inputs_sha = input_files(args, run_dir)
     spec = {
         "run_dir": run_dir,
         "configs": configs,
@@ -233,6 +249,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         "num_val_shards": args.num_validation_shards,
         "gzip_level": args.gzip_level,
         "relpaths": classic_relpaths(args.input) if args.input else {},
+        "inputs_sha256": inputs_sha,
     }
     build_config = instances_finish.build_config(args, spec, vocab_path)
     if beam_runner.is_dry_run(extra):  # a dry run changes nothing

@@ -46,6 +46,7 @@ def build_config(args, spec: dict, vocab_path: str) -> dict:
         "strip_accents": spec["strip_accents"],
         "seed": args.seed,
         "inputs": "classic text (--input)" if args.input else "RUN/sentences",
+        "inputs_sha256": spec["inputs_sha256"],  # names and sizes of the input files
         "vocab_sha256": vocab_sha,
     }
 

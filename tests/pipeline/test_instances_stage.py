@@ -227,6 +227,8 @@ def test_classic_files_with_one_name_in_two_folders(sentences_run, tmp_path):
         (tmp_path / "out" / sub / "wiki_00").write_text("\n".join(part), encoding="utf-8")
     assert _classic(tmp_path / "out" / "*" / "wiki_00", tmp_path / "run") == 0
     assert verify_dir(tmp_path / "run" / "seq128") == []
+    # other inputs, same flags: not "already complete", refused without --overwrite
+    assert _classic(tmp_path / "out" / "AA" / "wiki_00", tmp_path / "run") == 2
     two_roots = ["--input", str(tmp_path / "out" / "AB" / "wiki_00")]  # same relpath "wiki_00"
     assert _classic(tmp_path / "out" / "AA" / "wiki_00", tmp_path / "run2", *two_roots) == 0
 
