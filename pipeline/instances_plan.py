@@ -41,6 +41,15 @@ def split_of(doc_id: str, validation_fraction: float) -> str:
     return VALIDATION if _unit_hash("validation", doc_id) < validation_fraction else TRAINING
 
 
+def groups_per_split(groups: int, validation_fraction: float) -> dict[str, int]:
+    """NSP groups of each split: ``groups`` is sized for the whole corpus, so validation gets
+    its share (at least one) and its groups hold about as many tokens as training's."""
+    return {
+        TRAINING: groups,
+        VALIDATION: max(1, round(groups * validation_fraction)),
+    }
+
+
 def num_groups(estimated_tokens: int, group_tokens: int) -> int:
     """Number of NSP groups: about ``group_tokens`` tokens each, at least one."""
     return max(1, round(estimated_tokens / max(1, group_tokens)))

@@ -69,6 +69,7 @@ class _TokenizeFileFn(beam.DoFn):
         s = self._spec
         tok = build_tokenizer(s["vocab_tokens"], s["lowercase"], s["strip_accents"])
         self._fast = FastWordPiece.from_tokenizer(tok)
+        self._groups = instances_plan.groups_per_split(s["groups"], s["validation_fraction"])
 
     def process(self, item: tuple[int, str]):
         index, path = item
@@ -77,7 +78,7 @@ class _TokenizeFileFn(beam.DoFn):
         for doc_id, sentences in iter_input_documents(path, s["relpaths"].get(path)):
             tokens, offsets = self._fast.encode_document(sentences)
             split = instances_plan.split_of(doc_id, s["validation_fraction"])
-            group = instances_plan.group_of(doc_id, s["seed"], s["groups"])
+            group = instances_plan.group_of(doc_id, s["seed"], self._groups[split])
             by_key.setdefault((split, group), []).append((doc_id, tokens, offsets))
         out = fs.join(s["run_dir"], "tmp", "tokens", f"{index:06d}.parquet")
         fd, local = tempfile.mkstemp(suffix=".parquet", prefix="bertprep-tokens-")
