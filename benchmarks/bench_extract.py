@@ -90,7 +90,8 @@ def main() -> None:
         print(f"XML: {xml_mb:.1f} MB")
         print(
             f"ours:          {xml_mb / c_ours:6.2f} MB/CPU-s  (cpu {c_ours:.1f} s, wall {w:.1f} s,"
-            f" {rep['docs_out'] + rep['rejected'].get('too_short', 0)} docs before length filter)"
+            f" {rep['docs_out'] + sum(n for r, n in rep['rejected'].items() if r != 'too_large')}"
+            " pages cleaned)"
         )
         print(
             f"wikiextractor: {xml_mb / c_cli:6.2f} MB/CPU-s  (cpu {c_cli:.1f} s, wall {w2:.1f} s,"

@@ -46,8 +46,9 @@ def is_dry_run(beam_args: list[str]) -> bool:
     return bool(PipelineOptions(beam_args).view_as(TestOptions).dry_run)
 
 
-def run(build: Callable, beam_args: list[str]) -> None:
-    """Build a pipeline with ``build(p)`` and run it to completion on the chosen runner.
+def run(build: Callable, beam_args: list[str]):
+    """Build a pipeline with ``build(p)``, run it to completion on the chosen runner and return
+    Beam's ``PipelineResult`` (its ``metrics()`` hold the stage's counters).
 
     Raises:
         DryRun: after ``--dry_run True``, once the runner translated the job without running it
@@ -66,6 +67,7 @@ def run(build: Callable, beam_args: list[str]) -> None:
         proto = getattr(job, "proto_pipeline", None)
         size = f" ({len(proto.components.transforms)} transforms)" if proto is not None else ""
         raise DryRun(f"dry run: {runner} translated the job{size}; nothing ran or was written")
+    return result
 
 
 def _validate(opts: PipelineOptions, runner_name: str) -> None:

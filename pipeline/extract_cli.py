@@ -54,13 +54,15 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument(
         "--keep-headings",
         action="store_true",
-        help="keep section/chapter headings as paragraphs (default: dropped)",
+        help="keep section/chapter headings of Wikipedia pages and books as paragraphs "
+        "(default: dropped); --corpus text is kept as given",
     )
     e.add_argument(
         "--expand-templates",
         action="store_true",
         help="expand templates from the dump's Template pages (slower); date "
-        "templates use the dump's date. Default: templates are dropped",
+        "templates use the dump's date. Each dump file expands with its own Template "
+        "pages only (meant for small and mid-size wikis). Default: templates are dropped",
     )
     e.add_argument(
         "--max-page-bytes",

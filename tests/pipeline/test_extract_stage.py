@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -206,6 +207,58 @@ def test_no_inputs_is_a_clear_error(tmp_path, capsys):
         == 2
     )
     assert "no input files" in capsys.readouterr().err
+
+
+def test_beam_counters_equal_the_report(corpus_dir, tmp_path):
+    import argparse
+
+    import apache_beam as beam
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from pipeline import beam_runner, extract_cli
+    from pipeline.extract_transforms import ExtractDocuments
+    from pipeline.units import plan_units
+
+    wiki, books = _small_inputs(corpus_dir, tmp_path)
+    parser = argparse.ArgumentParser()
+    extract_cli.add_arguments(parser)
+    args = parser.parse_args(
+        ["--wikipedia", str(wiki / "*"), "--books", str(books), "--output", "x"]
+    )
+    units = plan_units(args.wikipedia, args.books, [], 16 << 20, split_multistream=True)
+    run = str(tmp_path / "run")
+    options = extract_cli.options_from_args(args)
+    result = beam_runner.run(
+        lambda p: p | beam.Create(units) | ExtractDocuments(options, run),
+        ["--runner", "FnApiRunner"],
+    )
+    counters = {
+        c.key.metric.name: c.committed
+        for c in result.metrics().query(MetricsFilter().with_namespace("extract"))["counters"]
+    }
+    rep = report.load_json(f"{run}/report/extract.json")
+    expected = {f"{kind}_{r}": n for kind in ("skipped", "rejected") for r, n in rep[kind].items()}
+    assert {k: v for k, v in counters.items() if k != "docs_kept" and v} == expected
+    assert counters["docs_kept"] - rep["rejected"].get("duplicate", 0) == rep["docs_out"]
+
+
+def test_short_documents_rejected_too_short(tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    long_text = " ".join(f"word{i}" for i in range(12))
+    rows = ["only three words", "nine " * 9, long_text, "ten " * 10]
+    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in rows))
+    run = tmp_path / "run"
+    assert bertprep(["extract", "--corpus", str(corpus), "--output", str(run)]) == 0
+    rep = report.load_json(str(run / "report.json"))
+    assert rep["docs_in"] == 4 and rep["docs_out"] == 2 and rep["rejected"] == {"too_short": 2}
+    rejected = [
+        r for f in (run / "rejected").glob("*.parquet") for r in pq.read_table(f).to_pylist()
+    ]
+    assert sorted(r["reason"] for r in rejected) == ["too_short", "too_short"]
+    kept = [
+        r["text"] for f in (run / "docs").glob("*.parquet") for r in pq.read_table(f).to_pylist()
+    ]
+    assert sorted(kept) == sorted([long_text, ("ten " * 10).strip()])
 
 
 def test_unreachable_output_store_is_a_clear_error(corpus_dir, tmp_path, capsys):
