@@ -183,6 +183,27 @@ def test_same_checksums_across_workers_and_runners(sentences_run, corpus_dir, tm
     assert any("validation" in name for name in sums["one"])
 
 
+def test_remote_run_dir_gives_the_same_shards(sentences_run, corpus_dir, tmp_path):
+    """HDF5 needs local files: shards are written locally and copied through Beam FileSystems
+    (memfs:// stands in for gs://); the bytes equal a local run's."""
+    from tests.pipeline.memfs import MemFileSystem
+
+    args = ["--vocab", str(corpus_dir / "vocab" / UNCASED), "--max-seq-length", "128",
+            "--dupe-factor", "1", "--num-shards", "2"]  # fmt: skip
+    local = _copy_run(sentences_run, tmp_path / "local")
+    assert bertprep(["instances", "--output", str(local), *args]) == 0
+    MemFileSystem.put_tree(sentences_run, "memfs://remote")
+    assert bertprep(["instances", "--output", "memfs://remote", *args]) == 0
+    names = sorted(p.name for p in (local / "seq128").iterdir() if p.suffix == ".hdf5")
+    assert sum("training" in n for n in names) == 2
+    for name in names + ["manifest.json"]:
+        assert (
+            MemFileSystem.FILES[f"memfs://remote/seq128/{name}"]
+            == (local / "seq128" / name).read_bytes()
+        ), name
+    assert "memfs://remote/seq128/_SUCCESS" in MemFileSystem.FILES
+
+
 def test_both_phases_and_rerun_rules(sentences_run, corpus_dir, tmp_path, capsys):
     run = _copy_run(sentences_run, tmp_path / "run")
     vocab = str(corpus_dir / "vocab" / UNCASED)
