@@ -322,6 +322,44 @@ def test_training_table_and_curves_match_metrics(run_dir, page):
     assert list(lines["phase2 loss"].get_ydata()) == [r["loss"] for r in p2 if "loss" in r]
 
 
+def test_remaining_figures_plot_the_tables_numbers(run_dir, page):
+    data = report_data.gather(run_dir)
+    # sentence lengths: bars = the table's counts
+    fig = report_html.fig_pair(
+        data["sentences"]["length_words"], data["sentences"]["length_chars"], ("a", "b"), ("w", "c")
+    )
+    for ax, table in zip(fig.axes, ("t-sentlen-words", "t-sentlen-chars")):
+        assert ax.patches
+        assert [p.get_height() for p in ax.patches] == [int(c) for _, c in page.tables[table][1:]]
+    # dropped documents: bar lengths = the table's report.json counts, in order
+    fig = report_html.fig_dropped(data["dropped"])
+    rows = as_dicts(page.tables["t-dropped"])
+    assert rows
+    assert [p.get_width() for p in fig.axes[0].patches] == [
+        int(r["documents (report.json)"]) for r in rows
+    ]
+    # vocab coverage: the first two bars are the vocab report's figures
+    fig = report_html.fig_vocab(data["vocab"])
+    rep = json.loads((run_dir / "vocab" / "report.json").read_text())
+    bars = [p.get_height() for p in fig.axes[1].patches]
+    assert bars[:2] == [rep["train_word_coverage"], rep["unk_rate"]]
+    # instances: length bars = the length table; NSP bar = the instances table's fraction
+    fig = report_html.fig_instances(data["instances"])
+    rows = keyed(page.tables["t-instances"])
+    for col, phase in enumerate(("seq128", "seq512")):
+        lengths = [p.get_height() for p in fig.axes[col].patches]
+        assert sum(lengths) > 0
+        assert lengths == [int(n) for _, n in page.tables[f"t-inslen-{phase}"][1:]]
+        nsp = fig.axes[2 + col].patches[0].get_height()
+        assert close(rows["training nsp_random_fraction"][col], nsp)
+    # training: accuracy and throughput panels plot the metrics rows
+    p1 = [json.loads(ln) for ln in (run_dir / "phase1" / "metrics.jsonl").read_text().splitlines()]
+    fig = report_html.fig_training(data["training"])
+    for ax, key in ((fig.axes[1], "mlm_acc"), (fig.axes[2], "tokens_per_s")):
+        lines = {ln.get_label(): ln for ln in ax.get_lines()}
+        assert list(lines[f"phase1 {key}"].get_ydata()) == [r[key] for r in p1 if "loss" in r]
+
+
 def test_every_figure_exists_and_is_not_blank(run_dir, page):
     expected = {"sources", "document_lengths", "sentence_lengths", "dropped", "vocab", "instances"}
     assert {Path(s).stem for s in page.images} == expected | {"training"}
