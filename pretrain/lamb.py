@@ -55,6 +55,7 @@ class Lamb(torch.optim.Optimizer):
         eps: float = 1e-6,
         weight_decay: float = 0.01,
         max_grad_norm: float = 1.0,
+        compiled: bool = False,
     ):
         if lr < 0 or eps <= 0 or max_grad_norm <= 0 or not (0 <= min(betas) <= max(betas) < 1):
             raise UserError(
@@ -65,6 +66,9 @@ class Lamb(torch.optim.Optimizer):
         super().__init__(params, defaults)
         self.max_grad_norm = max_grad_norm
         self.last_grad_norm: torch.Tensor | None = None
+        # compiled: the whole update fused into a few kernels by torch.compile (first step
+        # pays the compilation; eager foreach is the default).
+        self._compiled = torch.compile(lamb_update, dynamic=False) if compiled else None
 
     def _grads_and_clip(self) -> tuple[list[torch.Tensor], torch.Tensor] | None:
         """All gradients (every group) and the clip coefficient, a 0-d fp32 tensor <= 1."""
@@ -109,29 +113,41 @@ class Lamb(torch.optim.Optimizer):
 
     def _update_group(self, group: dict, params: list[torch.Tensor], clip: torch.Tensor) -> None:
         beta1, beta2 = group["betas"]
-        t, wd, lr = group["step"], group["weight_decay"], group["lr"]
+        t = group["step"]
         m, v = zip(*(self._state(p) for p in params))
-        m, v = list(m), list(v)
-        grads = torch._foreach_mul([p.grad for p in params], clip.to(params[0].device))
-        torch._foreach_lerp_(m, grads, 1.0 - beta1)  # b1 m + (1 - b1) g in one pass
-        torch._foreach_mul_(v, beta2)
-        torch._foreach_addcmul_(v, grads, grads, value=1.0 - beta2)
-        del grads
-        # u = (m / bc1) / (sqrt(v) / sqrt(bc2) + eps), rearranged to save two passes over the
-        # moments: (m / (sqrt(v) + eps sqrt(bc2))) * (sqrt(bc2) / bc1). Then u += wd * w.
         bc1, bc2_sqrt = 1.0 - beta1**t, math.sqrt(1.0 - beta2**t)
-        denom = torch._foreach_sqrt(v)
-        torch._foreach_add_(denom, group["eps"] * bc2_sqrt)
-        update = torch._foreach_div(m, denom)
-        del denom
-        torch._foreach_mul_(update, bc2_sqrt / bc1)
-        if wd != 0:
-            torch._foreach_add_(update, params, alpha=wd)
-            w_norm = torch.stack(torch._foreach_norm(params, 2.0))
-            u_norm = torch.stack(torch._foreach_norm(update, 2.0))
-            ratio = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, 1.0)
-            torch._foreach_mul_(update, list(ratio.unbind(0)))
-        torch._foreach_add_(params, update, alpha=-lr)
+        scalars = (group["lr"], bc1, bc2_sqrt)
+        if self._compiled is not None:  # per-step numbers as 0-d tensors: no recompilation
+            dev = params[0].device
+            scalars = tuple(torch.tensor(x, dtype=torch.float32, device=dev) for x in scalars)
+        fn = self._compiled or lamb_update
+        fn(params, [p.grad for p in params], list(m), list(v), clip.to(params[0].device),
+           *scalars, beta1, beta2, group["eps"], group["weight_decay"])  # fmt: skip
+
+
+def lamb_update(params, grads, m, v, clip, lr, bc1, bc2_sqrt, beta1, beta2, eps, wd) -> None:
+    """One LAMB update of a group's tensors in place (lists of equal length; ``lr``, ``bc1 = 1 -
+    b1^t`` and ``bc2_sqrt = sqrt(1 - b2^t)`` are floats, or 0-d tensors when compiled)."""
+    grads = torch._foreach_mul(grads, clip)
+    torch._foreach_lerp_(m, grads, 1.0 - beta1)  # b1 m + (1 - b1) g in one pass
+    torch._foreach_mul_(v, beta2)
+    torch._foreach_addcmul_(v, grads, grads, value=1.0 - beta2)
+    del grads
+    # u = (m / bc1) / (sqrt(v) / sqrt(bc2) + eps), rearranged to save two passes over the
+    # moments: (m / (sqrt(v) + eps sqrt(bc2))) * (sqrt(bc2) / bc1). Then u += wd * w.
+    denom = torch._foreach_sqrt(v)
+    torch._foreach_add_(denom, eps * bc2_sqrt)
+    update = torch._foreach_div(m, denom)
+    del denom
+    torch._foreach_mul_(update, bc2_sqrt / bc1)
+    if wd != 0:
+        torch._foreach_add_(update, params, alpha=wd)
+        w_norm = torch.stack(torch._foreach_norm(params, 2.0))
+        u_norm = torch.stack(torch._foreach_norm(update, 2.0))
+        ratio = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, 1.0)
+        torch._foreach_mul_(update, list(ratio.unbind(0)))
+    torch._foreach_mul_(update, lr)
+    torch._foreach_sub_(params, update)
 
 
 class LambReference(Lamb):
@@ -184,9 +200,12 @@ def reset_step_count(optimizer: torch.optim.Optimizer) -> None:
         group["step"] = 0
 
 
-def make_lamb(param_groups: list[dict], lr: float, use_apex: bool = False, **kwargs):
-    """:class:`Lamb`, or apex ``FusedLAMB`` (same semantics and state names) when asked for
-    and importable. ``kwargs``: ``betas``, ``eps``, ``max_grad_norm``."""
+def make_lamb(
+    param_groups: list[dict], lr: float, use_apex: bool = False, compiled: bool = False, **kwargs
+):
+    """:class:`Lamb` (``compiled``: its update through torch.compile), or apex ``FusedLAMB``
+    (same semantics and state names) when asked for and importable. ``kwargs``: ``betas``,
+    ``eps``, ``max_grad_norm``."""
     if use_apex:
         try:
             from apex.optimizers import FusedLAMB  # optional CUDA extension
@@ -194,4 +213,4 @@ def make_lamb(param_groups: list[dict], lr: float, use_apex: bool = False, **kwa
             pass
         else:
             return FusedLAMB(param_groups, lr=lr, **kwargs)
-    return Lamb(param_groups, lr=lr, **kwargs)
+    return Lamb(param_groups, lr=lr, compiled=compiled, **kwargs)

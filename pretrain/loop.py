@@ -38,7 +38,13 @@ class Run:
         check_compatible(self.shards, self.cfg.vocab_size, self.cfg.max_position_embeddings)
         torch.manual_seed(settings["seed"])
         self.model = BertForPreTraining(self.cfg).to(info.device)
-        self.optimizer = make_lamb(lamb_param_groups(self.model), lr=settings["lr"])
+        kind = getattr(args, "optimizer", "lamb")
+        self.optimizer = make_lamb(
+            lamb_param_groups(self.model),
+            lr=settings["lr"],
+            use_apex=kind == "apex",
+            compiled=kind == "lamb-compiled",
+        )
         self.scaler = make_scaler(info.device, self.precision)
         self.step = 0
         self.restore()

@@ -85,6 +85,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument(
+        "--optimizer",
+        choices=("lamb", "lamb-compiled", "apex"),
+        default="lamb",
+        help="lamb: foreach multi-tensor ops (default); lamb-compiled: the same update fused by "
+        "torch.compile; apex: apex FusedLAMB when importable, else lamb",
+    )
+    p.add_argument(
         "--bin-size",
         type=int,
         help="length bins for batching (default 64 in phase 2, off in phase 1)",
