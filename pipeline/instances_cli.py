@@ -176,8 +176,9 @@ def resolve_vocab(args, run_dir: str) -> tuple[list[str], bool, bool | None, str
     return loaded.tokens, lowercase, loaded.strip_accents, path
 
 
-def input_files(args, run_dir: str) -> tuple[list[str], int, str]:
-    """(sorted input paths, estimated tokens, sha256 of the inputs' names and sizes).
+def input_files(args, run_dir: str) -> tuple[list[str], int, str, dict[str, str]]:
+    """(sorted input paths, estimated tokens, sha256 of the inputs' names and sizes,
+    {path: relpath} of classic inputs, empty for RUN/sentences).
 
     The fingerprint goes into the build config, so a rerun on other inputs is not mistaken
     for a finished build; names are relative (the relpath of a classic file, the file name
@@ -188,9 +189,10 @@ def input_files(args, run_dir: str) -> tuple[list[str], int, str]:
     if args.input:
         found = {f.path: f for p in args.input for f in fs.expand(p)}
         files = sorted(found)
-        rel = classic_relpaths(args.input)
+        rel = classic_relpaths(found)
         sizes = [(rel[p], found[p].size) for p in files]
-        return files, int(sum(s for _, s in sizes) / CHARS_PER_TOKEN), _fingerprint(sizes)
+        est = int(sum(s for _, s in sizes) / CHARS_PER_TOKEN)
+        return files, est, _fingerprint(sizes), rel
     from pipeline.file_stage import input_files as stage_files
 
     files = stage_files(run_dir, "sentences", "sentences")
@@ -199,7 +201,7 @@ def input_files(args, run_dir: str) -> tuple[list[str], int, str]:
     chars = report.load_json(fs.join(run_dir, "report.json")).get("segment", {}).get("chars")
     if chars is None:
         chars = sum(size for _, size in sizes) * 3
-    return files, int(chars / CHARS_PER_TOKEN), _fingerprint(sizes)
+    return files, int(chars / CHARS_PER_TOKEN), _fingerprint(sizes), {}
 
 
 def _fingerprint(named_sizes: list[tuple[str, int]]) -> str:
@@ -207,14 +209,14 @@ def _fingerprint(named_sizes: list[tuple[str, int]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def classic_relpaths(patterns: list[str]) -> dict[str, str]:
+def classic_relpaths(found: dict) -> dict[str, str]:
     """{path: the relpath that seeds its document ids} for classic text inputs.
 
     The path relative to its pattern's root (``out/*/wiki_*`` gives ``AA/wiki_00``), so a
     ``gs://`` copy gets the same ids; when two inputs would share one (the same name under two
     ``--input`` roots), every path is taken relative to the inputs' common directory instead.
     """
-    rel = {f.path: f.relpath for p in patterns for f in fs.expand(p)}
+    rel = {path: f.relpath for path, f in found.items()}
     if len(set(rel.values())) == len(rel):
         return rel
     parts = [p.split("/") for p in rel]
@@ -235,7 +237,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if not 0.0 <= args.validation_fraction < 0.5:
         raise UserError("--validation-fraction must be in [0, 0.5)")
     tokens, lowercase, strip, vocab_path = resolve_vocab(args, run_dir)
-    files, est_tokens, inputs_sha = input_files(args, run_dir)
+    files, est_tokens, inputs_sha, relpaths = input_files(args, run_dir)
     spec = {
         "run_dir": run_dir,
         "configs": configs,
@@ -248,7 +250,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         "num_shards": args.num_shards,
         "num_val_shards": args.num_validation_shards,
         "gzip_level": args.gzip_level,
-        "relpaths": classic_relpaths(args.input) if args.input else {},
+        "relpaths": relpaths,
         "inputs_sha256": inputs_sha,
     }
     build_config = instances_finish.build_config(args, spec, vocab_path)
