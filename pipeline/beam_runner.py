@@ -9,6 +9,7 @@ runner (``DataflowRunner``, ``BundleBasedDirectRunner``, ...) is used as given.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from apache_beam.options.pipeline_options import (
@@ -21,6 +22,8 @@ from apache_beam.options.pipeline_options import (
 from bertprep.errors import DryRun, UserError
 
 DEFAULT_RUNNER = "FnApiRunner"
+# Cloud Storage bucket names: 3-63 of [a-z0-9-_.], starting and ending with a letter or digit.
+_BUCKET = re.compile(r"gs://([a-z0-9][a-z0-9._-]{1,61}[a-z0-9])(/.*)?")
 
 
 def pipeline_options(beam_args: list[str]) -> PipelineOptions:
@@ -79,6 +82,8 @@ def _validate(opts: PipelineOptions, runner_name: str) -> None:
         runner = create_runner(runner_name)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    if runner_name == "DataflowRunner":
+        _check_buckets(opts)  # before Beam's validator, which would fall back to the network
     errors = PipelineOptionsValidator(opts, runner).validate()
     if errors:
         raise UserError("invalid Beam options: " + " ".join(e.strip() for e in errors))
@@ -89,6 +94,21 @@ def _validate(opts: PipelineOptions, runner_name: str) -> None:
             raise UserError(
                 "the Dataflow runner needs Beam's GCP extras: pip install 'bertprep[gcp]'"
             ) from None
+
+
+def _check_buckets(opts: PipelineOptions) -> None:
+    """A malformed ``--temp_location``/``--staging_location`` is an error here: Beam only warns,
+    then falls back to creating a default bucket (minutes of network retries offline)."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    gcp = opts.view_as(GoogleCloudOptions)
+    for name in ("temp_location", "staging_location"):
+        value = getattr(gcp, name)
+        if value and not _BUCKET.fullmatch(value):
+            raise UserError(
+                f"--{name} {value}: not a gs://BUCKET/PATH with a valid bucket name "
+                "(3-63 lowercase letters, digits, '-', '_' or '.')"
+            )
 
 
 def _is_value(args: list[str], a: str) -> bool:

@@ -10,11 +10,16 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from pipeline import fs, report, textnorm
 from pipeline.records import BOOKS, CORPUS, REJECTED, WIKIPEDIA, Document, Dropped
 from pipeline.units import Unit
+
+if TYPE_CHECKING:
+    from pipeline.wiki_clean import Templates
 
 
 @dataclass(frozen=True)
@@ -24,7 +29,7 @@ class ExtractOptions:
     Attributes:
         namespaces: MediaWiki namespaces kept (0 = articles).
         keep_headings: keep section and chapter headings as paragraphs.
-        expand_templates: expand templates from the dump's own Template pages.
+        expand_templates: expand templates from the Template pages of all Wikipedia inputs.
         max_page_bytes: wikitext bytes above which a page is rejected ``too_large``.
         min_words: documents with fewer words are rejected ``too_short``.
         dedup: drop exact duplicates (same normalised text) across all sources.
@@ -43,7 +48,20 @@ class ExtractOptions:
     text_field: str = "text"
     title_field: str = "title"
     text_mode: str = "blank"
-    templates: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+    dump_date: str = ""  # YYYYMMDD date templates evaluate to; "" = from file names or revisions
+
+
+@dataclass(frozen=True)
+class WikiContext:
+    """What every Wikipedia unit of a run shares when templates are expanded.
+
+    ``templates`` come from the Template pages of all the run's Wikipedia inputs (one dump's
+    27+ parts expand with each other's definitions); ``newest`` is the newest revision
+    timestamp over those inputs (``YYYY-MM-DDTHH:MM:SSZ``), the dump date of last resort.
+    """
+
+    templates: Templates
+    newest: str = ""
 
 
 _DEDUP_SPACE = re.compile(r"\s+")
@@ -70,22 +88,26 @@ def apply_filters(doc: Document, options: ExtractOptions) -> Document | Dropped:
     return doc
 
 
-def extract_unit(unit: Unit, options: ExtractOptions, stats: dict) -> Iterator[Document | Dropped]:
+def extract_unit(
+    unit: Unit, options: ExtractOptions, stats: dict, wiki: WikiContext | None = None
+) -> Iterator[Document | Dropped]:
     """Read one unit and yield its records, filters applied.
 
     ``stats`` (a :mod:`pipeline.report` dict) receives the counts, including notes such as
     repaired bytes and cut dumps; callers must exhaust the iterator before reading it.
+    ``wiki``: the run's shared templates (``expand_templates`` only; see :func:`unit_templates`).
+    Without it a Wikipedia unit expands with its own Template pages (a first pass over it).
     """
-    for rec in _read_unit(unit, options, stats):
+    for rec in _read_unit(unit, options, stats, wiki):
         if isinstance(rec, Document):
             rec = apply_filters(rec, options)
         report.count(stats, rec)
         yield rec
 
 
-def _read_unit(unit: Unit, options: ExtractOptions, stats: dict) -> Iterator[Document | Dropped]:
+def _read_unit(unit, options, stats, wiki) -> Iterator[Document | Dropped]:
     if unit.source == WIKIPEDIA:
-        yield from _read_wikipedia(unit, options, stats)
+        yield from _read_wikipedia(unit, options, stats, wiki)
     elif unit.source == BOOKS:
         yield from _read_book(unit, options, stats)
     elif unit.source == CORPUS:
@@ -94,18 +116,41 @@ def _read_unit(unit: Unit, options: ExtractOptions, stats: dict) -> Iterator[Doc
         raise ValueError(f"unknown source {unit.source!r}")
 
 
-def _read_wikipedia(unit: Unit, options: ExtractOptions, stats: dict):
+def unit_templates(unit: Unit, options: ExtractOptions) -> tuple[Templates, str]:
+    """Template definitions in one Wikipedia unit and its newest revision timestamp."""
     from pipeline import wikipedia
 
+    with fs.open_read(unit.path) as raw:
+        return wikipedia.template_pass(_wiki_stream(unit, raw), options.max_page_bytes)
+
+
+def dump_date(options: ExtractOptions, relpath: str, newest: str) -> datetime | None:
+    """The date templates evaluate to: ``options.dump_date``, else the ``YYYYMMDD`` in the
+    file name, else the newest revision (``newest``), else ``None``."""
+    from pipeline import wiki_xml
+
+    if options.dump_date:
+        return datetime.strptime(options.dump_date, "%Y%m%d").replace(tzinfo=timezone.utc)
+    return wiki_xml.dump_date_from_name(relpath) or wiki_xml.parse_timestamp(newest)
+
+
+def _read_wikipedia(unit: Unit, options: ExtractOptions, stats: dict, wiki: WikiContext | None):
+    from pipeline import wikipedia
+
+    date = None
+    if options.expand_templates and (wiki is not None or options.dump_date):
+        date = dump_date(options, unit.relpath, wiki.newest if wiki else "")
     wiki_opts = wikipedia.WikiOptions(
         namespaces=frozenset(options.namespaces),
         keep_headings=options.keep_headings,
         expand_templates=options.expand_templates,
         max_page_bytes=options.max_page_bytes,
+        dump_date=date,
     )
+    templates = wiki.templates if wiki is not None else None
     with fs.open_read(unit.path) as raw:
         stream = _wiki_stream(unit, raw)
-        result = wikipedia.extract_wikipedia(stream, unit.relpath, wiki_opts)
+        result = wikipedia.extract_wikipedia(stream, unit.relpath, wiki_opts, templates)
         yield from result
         cut = getattr(result, "cut", None)
         if cut:
@@ -150,4 +195,13 @@ def _read_corpus(unit: Unit, options: ExtractOptions, stats: dict):
         yield from corpora.iter_corpus(f, unit.relpath, corpus_opts)
 
 
-__all__ = ["ExtractOptions", "apply_filters", "extract_unit", "text_hash", "CORPUS"]
+__all__ = [
+    "ExtractOptions",
+    "WikiContext",
+    "apply_filters",
+    "dump_date",
+    "extract_unit",
+    "text_hash",
+    "unit_templates",
+    "CORPUS",
+]

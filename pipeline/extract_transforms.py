@@ -9,6 +9,16 @@ Data flow (only small keys and counts go through grouping; document text never d
                                   -writes-> RUN/docs/<unit>.parquet, RUN/rejected/<unit>.dup.parquet
                                   -counts-> merged -> RUN/report/extract.json
 
+With ``--expand-templates`` a first branch collects the Template pages of every Wikipedia
+unit, so each unit expands with the whole dump's definitions (side inputs)::
+
+    units -> _TemplatesFn -(title, (unit order, kind, value))-> CombinePerKey(first)
+                 |            -> bodies {title: body}, redirects {title: target}  [AsDict]
+                 '-(newest revision timestamp)-> CombineGlobally(latest)           [AsSingleton]
+
+A title defined in two inputs takes the definition of the first unit in input order, so
+the choice does not depend on the runner.
+
 Output files are named after units and written in input order, so they are byte-identical
 whatever the runner, the worker count or bundle retries.
 """
@@ -19,13 +29,21 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from pipeline import fs, report
-from pipeline.extract_core import ExtractOptions, extract_unit, text_hash
+from pipeline.extract_core import (
+    ExtractOptions,
+    WikiContext,
+    extract_unit,
+    text_hash,
+    unit_templates,
+)
 from pipeline.file_stage import WriteJsonFn
 from pipeline.parquet_io import RecordWriter, iter_documents
-from pipeline.records import REJECTED, Document, Dropped
+from pipeline.records import REJECTED, WIKIPEDIA, Document, Dropped
 from pipeline.units import Unit
 
 UNIT_COUNTS = "unit_counts"
+NEWEST = "newest"
+BODY, REDIRECT = "body", "redirect"
 
 
 def tmp_docs_path(run_dir: str, unit_key: str) -> str:
@@ -45,12 +63,17 @@ class _ExtractUnitFn(beam.DoFn):
 
         wiki_clean.configure(expand_templates=self._options.expand_templates)
 
-    def process(self, unit: Unit):
+    def process(self, unit: Unit, bodies=None, redirects=None, newest=""):
+        from pipeline.wiki_clean import Templates
+
+        wiki = None
+        if bodies is not None:
+            wiki = WikiContext(Templates(bodies, redirects), newest)
         stats = report.empty()
         docs_path = tmp_docs_path(self._run_dir, unit.key)
         rejected_path = fs.join(self._run_dir, "rejected", f"{unit.key}.parquet")
         with RecordWriter(docs_path, Document) as docs, RecordWriter(rejected_path, Dropped) as rej:
-            for rec in extract_unit(unit, self._options, stats):
+            for rec in extract_unit(unit, self._options, stats, wiki):
                 if isinstance(rec, Document):
                     docs.write(rec)
                     if self._options.dedup:
@@ -60,6 +83,53 @@ class _ExtractUnitFn(beam.DoFn):
                     Metrics.counter("extract", f"{rec.kind}_{rec.reason}").inc()
         Metrics.counter("extract", "docs_kept").inc(docs.count)
         yield beam.pvalue.TaggedOutput(UNIT_COUNTS, (unit.key, stats))
+
+
+def unit_order(unit: Unit) -> tuple:
+    """Sort key of a unit in input order (the same for a local and a ``gs://`` run)."""
+    return unit.relpath, unit.start, unit.path
+
+
+def template_definitions(templates, order: tuple):
+    """``(title, (order, kind, value))`` for each definition in ``templates`` (a
+    :class:`pipeline.wiki_clean.Templates`); kind is ``BODY`` or ``REDIRECT``."""
+    for title, body in templates.bodies.items():
+        yield title, (order, BODY, body)
+    for title, target in templates.redirects.items():
+        yield title, (order, REDIRECT, target)
+
+
+class _TemplatesFn(beam.DoFn):
+    """A Wikipedia unit's template definitions (main output) and newest timestamp (``NEWEST``)."""
+
+    def __init__(self, options: ExtractOptions):
+        self._options = options
+
+    def setup(self):
+        from pipeline import wiki_clean
+
+        wiki_clean.configure(expand_templates=True)
+
+    def process(self, unit: Unit):
+        if unit.source != WIKIPEDIA:
+            return
+        templates, newest = unit_templates(unit, self._options)
+        yield from template_definitions(templates, unit_order(unit))
+        n = len(templates.bodies) + len(templates.redirects)
+        Metrics.counter("extract", "template_definitions").inc(n)
+        yield beam.pvalue.TaggedOutput(NEWEST, newest)
+
+
+def definitions_of(item: tuple[str, tuple], kind: str):
+    """``(title, value)`` when the chosen definition of ``title`` is of ``kind``."""
+    title, (_, found, value) = item
+    if found == kind:
+        yield title, value
+
+
+def latest(stamps) -> str:
+    """The newest of ISO 8601 UTC timestamps (they sort as text); ``""`` for none."""
+    return max(stamps, default="")
 
 
 def duplicate_losers(item: tuple[str, list[str]]):
@@ -117,14 +187,27 @@ class ExtractDocuments(beam.PTransform):
         self._run_dir = run_dir
 
     def expand(self, units):
-        extracted = (
-            units
-            | "Spread" >> beam.Reshuffle()
-            | "Extract"
-            >> beam.ParDo(_ExtractUnitFn(self._options, self._run_dir)).with_outputs(
-                UNIT_COUNTS, main="hashes"
+        units = units | "Spread" >> beam.Reshuffle()
+        side = {}
+        if self._options.expand_templates:
+            found = units | "Templates" >> beam.ParDo(_TemplatesFn(self._options)).with_outputs(
+                NEWEST, main="definitions"
             )
-        )
+            chosen = found.definitions | "FirstDefinition" >> beam.CombinePerKey(min)
+            side = {
+                "bodies": beam.pvalue.AsDict(
+                    chosen | "Bodies" >> beam.FlatMap(definitions_of, BODY)
+                ),
+                "redirects": beam.pvalue.AsDict(
+                    chosen | "Redirects" >> beam.FlatMap(definitions_of, REDIRECT)
+                ),
+                "newest": beam.pvalue.AsSingleton(
+                    found[NEWEST] | "Newest" >> beam.CombineGlobally(latest)
+                ),
+            }
+        extracted = units | "Extract" >> beam.ParDo(
+            _ExtractUnitFn(self._options, self._run_dir), **side
+        ).with_outputs(UNIT_COUNTS, main="hashes")
         losers = extracted.hashes | "ByText" >> beam.GroupByKey() | beam.FlatMap(duplicate_losers)
         return (
             extracted[UNIT_COUNTS]

@@ -259,7 +259,7 @@ def collect_templates(pages: Iterable) -> Templates:
     ``pages`` yields :class:`pipeline.wiki_xml.Page`; pages flagged ``too_large`` are skipped.
     Bodies are resolved as MediaWiki transcludes them (``<noinclude>`` dropped,
     ``<onlyinclude>`` honoured) by wikiextractor's ``resolve_template_page``. Memory: the whole
-    result is held (enwiki: ~1 GB), so expansion mode is for small or mid-size wikis.
+    result is held (enwiki: an estimated 1 GB).
     """
     bodies: dict[str, str] = {}
     redirects: dict[str, str] = {}

@@ -23,7 +23,8 @@ ids) is keyed ``"{page_id}@{ordinal}"`` instead (ordinal = 0-based position amon
 pages), so ids stay unique and deterministic without remembering every id seen.
 
 Dump date (template expansion only): ``WikiOptions.dump_date``, else the ``YYYYMMDD`` in the
-file name, else the newest revision timestamp in the file (found in the template pass).
+file name, else (when the templates come from this file's own first pass) the newest revision
+timestamp in the file. With ``templates`` given and no date, date templates render ``""``.
 """
 
 from __future__ import annotations
@@ -143,12 +144,11 @@ class WikiExtraction:
         dump_date = None
         if options.expand_templates:
             dump_date = options.dump_date or wiki_xml.dump_date_from_name(relpath)
-            if templates is None or dump_date is None:
+            if templates is None:  # this file's own definitions, from a first pass
                 if not fileobj.seekable():
                     raise ValueError("expand_templates without templates needs a seekable file")
-                found, newest = template_pass(fileobj, options.max_page_bytes)
+                templates, newest = template_pass(fileobj, options.max_page_bytes)
                 fileobj.seek(0)
-                templates = templates if templates is not None else found
                 dump_date = dump_date or wiki_xml.parse_timestamp(newest)
         reader = wiki_xml.WikiXmlReader(fileobj, options.max_page_bytes)
         cleaner: WikiCleaner | None = None

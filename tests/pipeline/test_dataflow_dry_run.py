@@ -47,6 +47,9 @@ def _dry(capsys, *argv: str) -> str:
 def test_every_beam_stage_translates_for_dataflow_and_writes_nothing(two_books, tmp_path, capsys):
     fresh = tmp_path / "fresh"
     _dry(capsys, "extract", "--books", str(two_books), "--output", str(fresh))
+    wiki = str(CORPUS / "wikipedia" / "mediawiki-dump_fowiki-dump.xml.bz2")
+    err = _dry(capsys, "extract", "--wikipedia", wiki, "--output", str(fresh), "--expand-templates")
+    assert "transforms" in err  # the template branch and its side inputs translate too
     assert not fresh.exists()
 
     run = str(tmp_path / "run")
@@ -76,3 +79,13 @@ def test_beam_import_warning_about_apitools_is_filtered():
     assert not quiet[0].filter(record)
     other = logging.LogRecord("root", logging.WARNING, __file__, 1, "something else", (), None)
     assert quiet[0].filter(other)
+
+
+def test_malformed_bucket_is_a_clear_error_not_a_network_wait(two_books, tmp_path, capsys):
+    # Beam only warns about gs://b (a 1-letter bucket) and then tries to create a default
+    # bucket over the network: offline, two minutes of retries and a traceback.
+    bad = [a if a != "gs://demo-bucket/tmp" else "gs://b/tmp" for a in DATAFLOW]
+    code = bertprep(["extract", "--books", str(two_books), "--output", str(tmp_path), *bad])
+    err = capsys.readouterr().err
+    assert code == 2 and "--temp_location gs://b/tmp: not a gs://BUCKET/PATH" in err, err
+    assert "Traceback" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bz2
 import json
 import os
 import shutil
@@ -321,3 +322,80 @@ def test_multistream_split_read_equals_whole_read(corpus_dir, tmp_path):
     assert {k: whole[k] for k in ("docs_in", "docs_out", "skipped", "rejected")} == {
         k: split[k] for k in ("docs_in", "docs_out", "skipped", "rejected")
     }
+
+
+def _template_parts(tmp: Path) -> Path:
+    """Two parts of one dump: Template pages (and an article) in the first, users in the
+    second, with enough pages in the second to split it into ranges."""
+    from tests.pipeline.test_wiki_xml import make_dump
+
+    ns = {0: "", 10: "Template"}
+    first = [
+        {"title": "Template:Born", "ns": 10, "text": "born {{{1}}}<noinclude>docs</noinclude>"},
+        {"title": "Template:Alias", "ns": 10, "text": "#REDIRECT [[Template:Born]]"},
+        {"title": "Template:Year note", "ns": 10, "text": "as of {{CURRENTYEAR}}"},
+        {"title": "Alpha", "text": "Alpha was {{born|1900}} in a village by the sea.", "id": 4},
+    ]
+    for page in first:
+        page["timestamp"] = "2012-01-01T00:00:00Z"
+    first[2]["timestamp"] = "2018-05-05T10:00:00Z"  # the newest revision of the whole dump
+    people = [
+        {
+            "title": f"Person {i}",
+            "id": 10 + i,
+            "text": f"Person {i} was {{{{alias|{1950 + i}}}}} and is famous {{{{year note}}}}.",
+            "timestamp": "2010-01-01T00:00:00Z",
+        }
+        for i in range(6)
+    ]
+    parts = tmp / "parts"
+    parts.mkdir()
+    (parts / "part1.xml").write_bytes(make_dump(first, ns))
+    (parts / "part2.xml.bz2").write_bytes(bz2.compress(make_dump(people, ns)))
+    # a later input defining a title again: the first input's definition wins
+    again = [{"title": "Template:Born", "ns": 10, "text": "died {{{1}}}", "id": 99}]
+    again[0]["timestamp"] = "2011-01-01T00:00:00Z"
+    (parts / "part3.xml").write_bytes(make_dump(again, ns))
+    return parts
+
+
+def test_expand_templates_across_dump_parts(tmp_path):
+    parts = _template_parts(tmp_path)
+    texts = {}
+    for name, extra in (("whole", []), ("pinned", ["--dump-date", "20050101"])):
+        run = tmp_path / f"run-{name}"
+        args = ["extract", "--wikipedia", str(parts / "*"), "--output", str(run)]
+        assert bertprep([*args, "--expand-templates", "--min-words", "0", *extra]) == 0
+        texts[name] = {d["title"]: d["text"] for d in _docs(run)}
+        rep = report.load_json(str(run / "report.json"))
+        assert rep["docs_in"] == 11 and rep["docs_out"] == 7
+        assert rep["skipped"] == {"namespace": 3, "redirect": 1}
+    assert texts["whole"]["Alpha"] == "Alpha was born 1900 in a village by the sea."
+    # part2 uses part1's definitions (through a template redirect) and the dump's newest date
+    assert texts["whole"]["Person 3"] == "Person 3 was born 1953 and is famous as of 2018."
+    assert texts["pinned"]["Person 3"] == "Person 3 was born 1953 and is famous as of 2005."
+    # split into ranges, every range still expands with the other part's templates
+    multi = tmp_path / "multi"
+    multi.mkdir()
+    for name in ("part1.xml", "part3.xml"):
+        shutil.copy(parts / name, multi / name)
+    recompress = ["recompress", str(parts / "part2.xml.bz2"), "--output"]
+    assert bertprep([*recompress, str(multi / "part2.xml.bz2"), "--pages-per-stream", "1"]) == 0
+    run = tmp_path / "run-split"
+    args = ["extract", "--wikipedia", str(multi / "*.xml*"), "--output", str(run)]
+    assert bertprep([*args, "--expand-templates", "--min-words", "0", "--range-mb", "1e-6"]) == 0
+    assert len(list((run / "docs").glob("wikipedia-part2*.parquet"))) == 6
+    assert {d["title"]: d["text"] for d in _docs(run)} == texts["whole"]
+    # without expansion the calls are dropped
+    run = tmp_path / "run-plain"
+    args = ["extract", "--wikipedia", str(parts / "*"), "--output", str(run), "--min-words", "0"]
+    assert bertprep(args) == 0
+    assert {d["title"]: d["text"] for d in _docs(run)}["Person 3"] == "Person 3 was and is famous."
+
+
+def test_bad_dump_date_is_a_clear_error(tmp_path, capsys):
+    parts = _template_parts(tmp_path)
+    args = ["extract", "--wikipedia", str(parts / "*"), "--output", str(tmp_path / "run")]
+    assert bertprep([*args, "--expand-templates", "--dump-date", "2021-01-01"]) == 2
+    err = capsys.readouterr().err
+    assert "--dump-date must be a date as YYYYMMDD" in err and "Traceback" not in err
