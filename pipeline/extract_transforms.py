@@ -2,12 +2,16 @@
 
 Data flow (only small keys and counts go through grouping; document text never does)::
 
-    units -Reshuffle-> _ExtractUnitFn -writes-> RUN/tmp/extract/<unit>.parquet (kept docs)
-                          |                 RUN/rejected/<unit>.parquet   (dropped)
-                          |-(text hash, doc id)-> GroupByKey -> losers (id -> winner id)
-                          '-(unit key, counts)-> _FinalizeUnitFn [side input: losers]
-                                  -writes-> RUN/docs/<unit>.parquet, RUN/rejected/<unit>.dup.parquet
-                                  -counts-> merged -> RUN/report/extract.json
+    units -> _ExtractUnitFn -writes-> RUN/tmp/extract/<unit>.parquet (kept docs)
+                 |                 RUN/rejected/<unit>.parquet   (dropped)
+                 |-(text hash, doc id)-> GroupByKey -> losers (id -> winner id)
+                 '-(unit key, counts)-> _FinalizeUnitFn [side input: losers]
+                         -writes-> RUN/docs/<unit>.parquet, RUN/rejected/<unit>.dup.parquet
+                         -counts-> merged -> RUN/report/extract.json
+
+Units come from ``beam.Create``, which already redistributes 2+ elements (a Reshuffle), so
+workers share them. With ``--no-dedup`` the extraction writes ``RUN/docs/<unit>.parquet``
+itself and the grouping and finalising steps are left out.
 
 With ``--expand-templates`` a first branch collects the Template pages of every Wikipedia
 unit, so each unit expands with the whole dump's definitions (side inputs)::
@@ -71,6 +75,8 @@ class _ExtractUnitFn(beam.DoFn):
             wiki = WikiContext(Templates(bodies, redirects), newest)
         stats = report.empty()
         docs_path = tmp_docs_path(self._run_dir, unit.key)
+        if not self._options.dedup:  # nothing to finalise: write the final file
+            docs_path = fs.join(self._run_dir, "docs", f"{unit.key}.parquet")
         rejected_path = fs.join(self._run_dir, "rejected", f"{unit.key}.parquet")
         with RecordWriter(docs_path, Document) as docs, RecordWriter(rejected_path, Dropped) as rej:
             for rec in extract_unit(unit, self._options, stats, wiki):
@@ -187,7 +193,6 @@ class ExtractDocuments(beam.PTransform):
         self._run_dir = run_dir
 
     def expand(self, units):
-        units = units | "Spread" >> beam.Reshuffle()
         side = {}
         if self._options.expand_templates:
             found = units | "Templates" >> beam.ParDo(_TemplatesFn(self._options)).with_outputs(
@@ -208,10 +213,17 @@ class ExtractDocuments(beam.PTransform):
         extracted = units | "Extract" >> beam.ParDo(
             _ExtractUnitFn(self._options, self._run_dir), **side
         ).with_outputs(UNIT_COUNTS, main="hashes")
-        losers = extracted.hashes | "ByText" >> beam.GroupByKey() | beam.FlatMap(duplicate_losers)
+        if self._options.dedup:
+            losers = (
+                extracted.hashes | "ByText" >> beam.GroupByKey() | beam.FlatMap(duplicate_losers)
+            )
+            counts = extracted[UNIT_COUNTS] | "Finalize" >> beam.ParDo(
+                _FinalizeUnitFn(self._run_dir), beam.pvalue.AsDict(losers)
+            )
+        else:
+            counts = extracted[UNIT_COUNTS] | "Stats" >> beam.Values()
         return (
-            extracted[UNIT_COUNTS]
-            | "Finalize" >> beam.ParDo(_FinalizeUnitFn(self._run_dir), beam.pvalue.AsDict(losers))
+            counts
             | "Counts" >> beam.combiners.ToList()
             | "Merge" >> beam.Map(report.merge)
             | "Report" >> beam.ParDo(WriteJsonFn(fs.join(self._run_dir, "report", "extract.json")))

@@ -118,6 +118,18 @@ def test_duplicates_rejected_smallest_id_wins(corpus_dir, tmp_path):
     assert dropped[0]["reason"] == "duplicate"
     assert docs[0]["id"] < dropped[0]["id"]
     assert report.load_json(str(run / "report.json"))["rejected"] == {"duplicate": 1}
+    # --no-dedup keeps both, written straight to RUN/docs, the same bytes with 2 workers
+    kept = {}
+    for workers in ("1", "2"):
+        plain = tmp_path / f"plain-{workers}"
+        args = ["extract", "--books", str(tmp_path / "in" / "*" / "*.txt"), "--output", str(plain)]
+        assert bertprep([*args, "--no-dedup", "--direct_num_workers", workers]) == 0
+        kept[workers] = _file_bytes(plain)
+        rep = report.load_json(str(plain / "report.json"))
+        assert rep["docs_out"] == 2 and rep["rejected"] == {} and not _rejected(plain)
+        assert sorted(d["id"] for d in _docs(plain)) == sorted([docs[0]["id"], dropped[0]["id"]])
+        assert not list((plain / "tmp" / "extract").glob("*"))
+    assert kept["1"] == kept["2"]
 
 
 def test_same_bytes_across_runners(corpus_dir, tmp_path):

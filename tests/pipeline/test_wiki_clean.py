@@ -7,11 +7,12 @@ from datetime import datetime, timezone
 
 import pytest
 from wikiextractor import WikiExtractor
+from wikiextractor import extract as _wx
 
-from pipeline import wiki_clean
+from pipeline import wiki_clean, wiki_fast
 from pipeline.wiki_clean import WikiCleaner, collect_templates, sharp_time
 from pipeline.wiki_xml import Page
-from tests.pipeline.test_wiki_xml import SHARED, VIWIKI, read_file, xml_bytes
+from tests.pipeline.test_wiki_xml import SAMPLE_PATHS, SHARED, VIWIKI, read_file, xml_bytes
 
 DUMP = datetime(2016, 5, 1, 7, 8, 29, tzinfo=timezone.utc)  # a Sunday
 
@@ -218,3 +219,43 @@ def test_limits_apply_to_expanded_text():
     opened = cleaner.clean("{{Open}}" * 50_000)
     assert opened.reason == "too_complex" and opened.detail.endswith("after template expansion")
     assert cleaner.clean("{{Big}}").text.startswith("many words many words")
+
+
+@pytest.mark.parametrize("name", sorted({p.name for p in SAMPLE_PATHS}))
+def test_fast_paths_change_no_page(name, monkeypatch):
+    """pipeline.wiki_fast (plain template calls dropped without splitting their arguments,
+    one-pass link replacement) gives, page for page, the text of wikiextractor's own code
+    (every article of every real sample)."""
+    path = next(p for p in SAMPLE_PATHS if p.name == name)
+    pages, reader = read_file(path)
+    articles = [p for p in pages if p.ns == 0 and not p.redirect and not p.too_large]
+    cleaner = WikiCleaner(reader.siteinfo)
+    fast = [cleaner.clean(p.text, p.title, p.page_id) for p in articles]
+    monkeypatch.setattr(wiki_fast, "ENABLED", False)
+    slow = [cleaner.clean(p.text, p.title, p.page_id) for p in articles]
+    assert fast == slow and any(r.text for r in fast)
+
+
+def test_plain_call_detection():
+    words = {"currentyear": "2020", "pagename": "X"}
+    assert wiki_fast.is_plain_call("cite web|url=http://x|title=T", words)
+    assert wiki_fast.is_plain_call(" Infobox person \n|name=A", words)
+    for body in ("#if: a|b|c", "lc:ABC", "CURRENTYEAR", "subst:foo|x", "a{{b}}|c", "[[x]]|y"):
+        assert not wiki_fast.is_plain_call(body, words), body
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a [[b]] c [[d|e]]s f",
+        "]] stray [[x|[[y]] z]] and [[unclosed",
+        "[[File:a.jpg|thumb|a [[nested|link]] caption]] after",
+        "[[[[doubled]]]] [[a|b|c]] [[:Category:X]] [[ ]]",
+    ],
+)
+def test_replace_internal_links_equals_wikiextractor(text, monkeypatch):
+    extractor = wiki_clean._PinnedExtractor("1", "", "", "T", [text])
+    fast = wiki_fast.replace_internal_links(text, extractor)
+    monkeypatch.setattr(wiki_fast, "ENABLED", False)
+    assert fast == wiki_fast.replace_internal_links(text, extractor)
+    assert list(wiki_fast.balanced_links(text)) == list(_wx.findBalanced(text, ["[["], ["]]"]))
