@@ -3,12 +3,13 @@
 Prints, for ../shared/corpora/wikipedia/wp2txt_testdata_en.xml.bz2 (10.5 MB of XML):
   - MB of XML per CPU-second (user + sys of the process and all its children), ours vs
     `python -m wikiextractor.WikiExtractor --no-templates` (same template setting), with the
-    document counts of both;
+    document counts of both: the median of --repeats interleaved pairs, after a warm-up;
   - the same ratio for one command over 4 distinct copies (start-up paid once);
   - wall time with --direct_num_workers 1 and 2 on 4 distinct copies (4 work units);
   - peak RSS of one in-process worker on 1x and 4x inputs (4 distinct files, --no-dedup).
 
-Usage: .venv/bin/python benchmarks/bench_extract.py [--dump PATH]
+Usage: .venv/bin/python benchmarks/bench_extract.py [--dump PATH] [--repeats N]
+(run it in a pipeline-only venv, `pip install -e .[pipeline]`, to measure what such users get)
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from __future__ import annotations
 import argparse
 import bz2
 import json
+import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,11 +31,16 @@ ROOT = Path(__file__).resolve().parents[1]
 DUMP = ROOT.parent / "shared" / "corpora" / "wikipedia" / "wp2txt_testdata_en.xml.bz2"
 
 
+# Children may write bytecode: an installed package has its .pyc files, an editable checkout
+# under PYTHONDONTWRITEBYTECODE=1 would recompile bertprep's modules on every run.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_measured(cmd: list[str]) -> tuple[float, float, int, str]:
     """Run ``cmd``: (wall s, CPU s of children, peak RSS KiB of the largest child, stdout)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=ENV)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -78,6 +86,7 @@ def theirs(dump: Path, out: Path) -> tuple[float, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dump", type=Path, default=DUMP)
+    parser.add_argument("--repeats", type=int, default=5, help="paired runs (default 5)")
     args = parser.parse_args()
     xml_mb = len(bz2.decompress(args.dump.read_bytes())) / 1e6
     tmp = Path(tempfile.mkdtemp(prefix="bench-extract-"))
@@ -85,8 +94,20 @@ def main() -> None:
         one = tmp / "one"
         one.mkdir()
         shutil.copy(args.dump, one / "part1.xml.bz2")
-        w, c_ours, rss1, rep = ours(str(one / "*"), tmp / "r1", "--no-dedup")
-        w2, c_cli, docs_cli = theirs(args.dump, tmp / "cli")
+        # Warm-up (bytecode, page cache), then interleaved repeats: this machine's CPU speed
+        # drifts by tens of percent within minutes, so each ratio compares neighbours.
+        ours(str(one / "*"), tmp / "r1", "--no-dedup")
+        theirs(args.dump, tmp / "cli")
+        samples = []
+        for _ in range(args.repeats):
+            w, c_ours, rss1, rep = ours(str(one / "*"), tmp / "r1", "--no-dedup")
+            shutil.rmtree(tmp / "cli", ignore_errors=True)
+            w2, c_cli, docs_cli = theirs(args.dump, tmp / "cli")
+            samples.append((c_ours, c_cli))
+        print("CPU-s per run (ours, cli):", ", ".join(f"({a:.2f}, {b:.2f})" for a, b in samples))
+        c_ours = statistics.median(a for a, _ in samples)
+        c_cli = statistics.median(b for _, b in samples)
+        ratio = statistics.median(b / a for a, b in samples)
         print(f"XML: {xml_mb:.1f} MB")
         print(
             f"ours:          {xml_mb / c_ours:6.2f} MB/CPU-s  (cpu {c_ours:.1f} s, wall {w:.1f} s,"
@@ -97,7 +118,7 @@ def main() -> None:
             f"wikiextractor: {xml_mb / c_cli:6.2f} MB/CPU-s  (cpu {c_cli:.1f} s, wall {w2:.1f} s,"
             f" {docs_cli} docs)"
         )
-        print(f"ratio ours/cli: {c_cli / c_ours:.2f}x")
+        print(f"ratio ours/cli (median of the {args.repeats} paired runs): {ratio:.2f}x")
         tiny = tmp / "tiny"
         tiny.mkdir()
         shutil.copy(ROOT / "corpus" / "wikipedia" / "mediawiki-dump_fowiki-dump.xml.bz2", tiny)

@@ -200,6 +200,16 @@ def test_pathological_unclosed_markup_rejected_before_cleaning(monkeypatch, unit
     assert result.reason == "too_complex" and result.detail.endswith("scans of wikitext")
 
 
+@pytest.mark.parametrize("name", sorted({p.name for p in SAMPLE_PATHS}))
+def test_scan_bound_is_an_upper_bound(name):
+    pages, _ = read_file(next(p for p in SAMPLE_PATHS if p.name == name))
+    texts = [p.text for p in pages if not p.too_large] + [
+        "a <!-- b <span c " * 50 + "-->" + " d &lt;syntaxhighlight x&gt; <math> <code>" * 20
+    ]
+    for text in texts:
+        assert wiki_clean._scan_bound(text) >= wiki_clean._scan_seconds(text)
+
+
 def test_ordinary_unclosed_markup_is_still_cleaned():
     words = "Plain words in a long article. " * 2000
     for text in (f"{words}<!-- never closed {words}", f"{words}<nowiki>open {words}"):
@@ -259,3 +269,24 @@ def test_replace_internal_links_equals_wikiextractor(text, monkeypatch):
     monkeypatch.setattr(wiki_fast, "ENABLED", False)
     assert fast == wiki_fast.replace_internal_links(text, extractor)
     assert list(wiki_fast.balanced_links(text)) == list(_wx.findBalanced(text, ["[["], ["]]"]))
+
+
+def _soup(rng, n: int) -> str:
+    """Random bracket soup: the inputs where link matching has the most cases."""
+    return "".join(
+        rng.choice(["{", "}", "[", "]", "|", "a", " ", "{{", "}}", "[[", "]]"]) for _ in range(n)
+    )
+
+
+def test_link_matching_equals_wikiextractor_on_random_soup():
+    import random
+
+    rng = random.Random(7)
+    extractor = wiki_clean._PinnedExtractor("1", "", "", "T", [""])
+    for _ in range(3000):
+        text = _soup(rng, rng.randint(0, 40))
+        assert list(wiki_fast.balanced_links(text)) == list(
+            _wx.findBalanced(text, ["[["], ["]]"])
+        ), text
+        fast = wiki_fast.replace_internal_links(text, extractor)
+        assert fast == wiki_fast._original_replace_internal_links(text, extractor), text
