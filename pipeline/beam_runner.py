@@ -40,8 +40,14 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     if std.runner in ("FnApiRunner", "DirectRunner") and workers > 1:
         if direct.direct_running_mode in (None, "in_memory"):
             direct.direct_running_mode = "multi_processing"
-    _validate(opts, std.runner)
+    key = tuple(beam_args)
+    if key not in _VALIDATED:  # check_args and run see the same arguments: validate once
+        _validate(opts, std.runner)
+        _VALIDATED.add(key)
     return opts
+
+
+_VALIDATED: set[tuple[str, ...]] = set()
 
 
 def is_dry_run(beam_args: list[str]) -> bool:

@@ -224,7 +224,8 @@ class ExtractDocuments(beam.PTransform):
             counts = extracted[UNIT_COUNTS] | "Stats" >> beam.Values()
         return (
             counts
-            | "Counts" >> beam.combiners.ToList()
-            | "Merge" >> beam.Map(report.merge)
+            # report.merge is associative (a merge of merged reports is the same report);
+            # there is always a unit, so no default is needed
+            | "Merge" >> beam.CombineGlobally(report.merge).without_defaults()
             | "Report" >> beam.ParDo(WriteJsonFn(fs.join(self._run_dir, "report", "extract.json")))
         )
