@@ -57,10 +57,10 @@ def make_docs(spec: list[list[int]], pools, rnd: random.Random) -> list[TokenDoc
     return docs
 
 
-def _find(hay: list[int], needle: list[int]) -> int:
-    """First index of the contiguous run ``needle`` in ``hay``, or -1."""
+def _find(hay: list[int], needle: list[int], start: int = 0) -> int:
+    """First index at or after ``start`` of the contiguous run ``needle`` in ``hay``, or -1."""
     n = len(needle)
-    for i in range(len(hay) - n + 1):
+    for i in range(start, len(hay) - n + 1):
         if hay[i] == needle[0] and hay[i : i + n] == needle:
             return i
     return -1
@@ -97,8 +97,8 @@ def check_instance(inst, cfg: InstanceConfig, vocab: VocabInfo, flat: dict[str, 
         assert inst.is_random_next == (inst.b_doc_id != inst.doc_id) or same_doc_random
         ia, ib = _find(flat[inst.doc_id], a), _find(flat[inst.b_doc_id], b)
         assert ia >= 0 and ib >= 0, "A and B are contiguous text of their documents"
-        if not inst.is_random_next:
-            assert ib >= ia + len(a), "actual next follows A"
+        if not inst.is_random_next:  # B occurs after A (a token run may also occur earlier)
+            assert _find(flat[inst.doc_id], b, ia + len(a)) >= 0, "actual next follows A"
     n_cand = n - len(seps) - 1
     want = min(cfg.max_predictions_per_seq, max(1, int(round(n * cfg.masked_lm_prob))), n_cand)
     if cfg.unmasked:
