@@ -4,11 +4,18 @@ Runs extract -> segment -> vocab -> instances (both phases unless --max-seq-leng
 flags of each stage. A rerun skips stages that completed (each writes a _SUCCESS marker last)
 and, inside the instances stage, keeps finished shards; since every stage is deterministic, a
 killed build rerun ends with byte-identical shards. --overwrite redoes every stage.
+
+A completed stage is skipped only if it was made from the same inputs (names and sizes of
+the raw input files) and the same options of that stage: build records a fingerprint of
+both per stage in RUN/report.json, and a rerun that differs is refused with a clear message
+instead of reusing stale outputs. Once a stage runs, every later stage runs too.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 import time
 
@@ -33,18 +40,62 @@ STAGES = (
     ("vocab", vocab_cli, "vocab"),
     ("instances", instances_cli, None),
 )
+# The options each skippable stage reads (instances checks its own inputs and options).
+_OPTIONS = {
+    "extract": extract_cli.add_input_arguments,
+    "segment": segment_cli.add_segment_arguments,
+    "vocab": vocab_cli.add_vocab_arguments,
+}
+_INPUT_FLAGS = ("wikipedia", "books", "corpus")  # replaced by the files they match
+
+
+def stage_fingerprint(name: str, args: argparse.Namespace) -> str:
+    """Hex digest of a stage's own options and, for extract, the raw input files it reads
+    (kind, path relative to its root, size: the same for a local and a gs:// copy)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    _OPTIONS[name](parser)
+    dests = sorted({a.dest for a in parser._actions} - set(_INPUT_FLAGS))
+    described = {d: getattr(args, d, None) for d in dests}
+    if name == "extract":
+        described["inputs"] = [
+            [kind, f.relpath, f.size]
+            for kind, glob in (("wikipedia", None), ("books", "*.txt"), ("corpus", "*"))
+            for pattern in getattr(args, kind) or []
+            for f in fs.expand(pattern, glob)
+        ]
+    blob = json.dumps(described, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def _record(run_dir: str, **updates) -> None:
+    """Merge ``updates`` into RUN/report.json's ``build`` section (dicts merged one level)."""
+    build = dict(report.load_json(fs.join(run_dir, "report.json")).get("build", {}))
+    for key, value in updates.items():
+        build[key] = {**build.get(key, {}), **value}
+    report.update_run_report(run_dir, "build", build)
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     if not (args.wikipedia or args.books or args.corpus):
         raise UserError("give at least one input: --wikipedia, --books or --corpus")
     run_dir = args.output.rstrip("/")
+    recorded = report.load_json(fs.join(run_dir, "report.json")).get("build", {})
+    recorded = recorded.get("fingerprints", {})
     timings = {}
+    upstream_ran = False  # once a stage runs, later stages' outputs are stale
     for name, module, done_dir in STAGES:
-        if done_dir and not args.overwrite and fs.exists(fs.join(run_dir, done_dir, "_SUCCESS")):
+        fingerprint = stage_fingerprint(name, args) if done_dir else ""
+        done = done_dir and fs.exists(fs.join(run_dir, done_dir, "_SUCCESS"))
+        if done and not (args.overwrite or upstream_ran):
+            if recorded.get(name, fingerprint) != fingerprint:
+                raise UserError(
+                    f"{run_dir}/{done_dir} was made from other inputs or other {name} options "
+                    "than this build's; pass --overwrite to redo the build (or use a new --output)"
+                )
             print(f"build: {name} already complete, skipped", file=sys.stderr)
             continue
         stage_args = argparse.Namespace(**vars(args))
+        stage_args.overwrite = args.overwrite or upstream_ran
         if name == "instances":
             stage_args.input, stage_args.vocab = [], None  # RUN/sentences, RUN/vocab
         print(f"build: {name}", file=sys.stderr)
@@ -53,9 +104,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         timings[name] = round(time.perf_counter() - t0, 1)
         if rc:
             return rc
+        upstream_ran = True
+        if fingerprint:  # a dry run never gets here (DryRun ends the build)
+            _record(run_dir, fingerprints={name: fingerprint})
     if timings:  # wall seconds of the stages this invocation ran (skipped ones keep theirs)
-        before = report.load_json(fs.join(run_dir, "report.json")).get("build", {})
-        seconds = {**before.get("seconds", {}), **timings}
-        report.update_run_report(run_dir, "build", {"seconds": seconds})
+        _record(run_dir, seconds=timings)
     print(f"build: done -> {run_dir} (seconds per stage: {timings})")
     return 0

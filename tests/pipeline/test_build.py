@@ -84,3 +84,33 @@ def test_sigkilled_build_resumes_to_identical_shards(two_books, reference, tmp_p
     assert not (run / "seq128" / "_SUCCESS").exists()
     assert bertprep(_args(two_books, run)) == 0
     assert _shards(run) == _shards(reference)
+
+
+def test_rerun_on_other_inputs_or_options_is_refused(two_books, reference, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    more = tmp_path / "books"
+    shutil.copytree(two_books, more)
+    (more / "extra.txt").write_text("A third book with a few words. " * 50)
+    assert bertprep(_args(more, run)) == 2
+    err = capsys.readouterr().err
+    assert "docs was made from other inputs or other extract options" in err
+    args = _args(two_books, run)
+    assert bertprep([*args, "--max-sentence-chars", "500"]) == 2  # a segment option changed
+    assert "sentences was made from other inputs or other segment options" in (
+        capsys.readouterr().err
+    )
+    assert _shards(run) == _shards(reference)  # nothing was touched
+
+
+def test_a_rerun_stage_makes_later_stages_run_again(two_books, reference, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    (run / "docs" / "_SUCCESS").unlink()  # as if extraction had been interrupted on a redo
+    assert bertprep(_args(two_books, run)) == 0
+    err = capsys.readouterr().err
+    assert not any(f"{s} already complete" in err for s in ("extract", "segment", "vocab"))
+    assert all(f"build: {s}\n" in err for s in ("extract", "segment", "vocab", "instances"))
+    # the instances stage compares its inputs itself: the same sentences, nothing to redo
+    assert "instances: every phase is already complete" in err
+    assert _shards(run) == _shards(reference)
