@@ -41,7 +41,7 @@ from pipeline.extract_core import (
     unit_templates,
 )
 from pipeline.file_stage import WriteJsonFn
-from pipeline.parquet_io import RecordWriter, iter_documents
+from pipeline.parquet_io import RecordWriter, iter_documents, read_column
 from pipeline.records import REJECTED, WIKIPEDIA, Document, Dropped
 from pipeline.units import Unit
 
@@ -147,7 +147,8 @@ def duplicate_losers(item: tuple[str, list[str]]):
 
 
 class _FinalizeUnitFn(beam.DoFn):
-    """Copy a unit's kept documents to RUN/docs, moving duplicates to RUN/rejected."""
+    """Move a unit's kept documents to RUN/docs; a unit holding duplicates is rewritten
+    without them (they go to RUN/rejected). Only the ``id`` column is read to decide."""
 
     def __init__(self, run_dir: str):
         self._run_dir = run_dir
@@ -156,10 +157,18 @@ class _FinalizeUnitFn(beam.DoFn):
         key, stats = item
         stats = report.merge([stats])  # a private copy
         out = fs.join(self._run_dir, "docs", f"{key}.parquet")
+        tmp = tmp_docs_path(self._run_dir, key)
+        if not fs.exists(tmp):  # a retried bundle: an earlier attempt moved it already
+            yield stats
+            return
+        if not any(i in losers for i in read_column(tmp, "id")):
+            fs.move(tmp, out)  # nothing to drop: the file is already the final one
+            yield stats
+            return
         dup_path = fs.join(self._run_dir, "rejected", f"{key}.dup.parquet")
         dups = []
         with RecordWriter(out, Document) as docs:
-            for doc in iter_documents(tmp_docs_path(self._run_dir, key)):
+            for doc in iter_documents(tmp):
                 winner = losers.get(doc.id)
                 if winner is None:
                     docs.write(doc)

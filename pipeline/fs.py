@@ -177,6 +177,13 @@ def publish_local(local_path: str, path: str) -> None:
     _replace(tmp, path)
 
 
+def move(src: str, dst: str) -> None:
+    """Rename a finished file ``src`` to ``dst`` (replacing it), on the same filesystem."""
+    if "://" not in dst:
+        os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+    _replace(src, dst)
+
+
 def _replace(tmp: str, path: str) -> None:
     if "://" not in path:
         os.replace(tmp, path)

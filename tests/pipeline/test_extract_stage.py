@@ -411,3 +411,30 @@ def test_bad_dump_date_is_a_clear_error(tmp_path, capsys):
     assert bertprep([*args, "--expand-templates", "--dump-date", "2021-01-01"]) == 2
     err = capsys.readouterr().err
     assert "--dump-date must be a date as YYYYMMDD" in err and "Traceback" not in err
+
+
+def test_finalize_moves_clean_units_and_survives_a_retry(tmp_path):
+    from pipeline.extract_transforms import _FinalizeUnitFn, tmp_docs_path
+    from pipeline.parquet_io import write_records
+    from pipeline.records import Document
+
+    run = str(tmp_path / "run")
+    docs = [Document(f"id{i}", "corpus", "c.txt", "", f"text {i}", i) for i in range(3)]
+    tmp = tmp_docs_path(run, "u")
+    write_records(tmp, docs, Document)
+    raw = Path(tmp).read_bytes()
+    fn = _FinalizeUnitFn(run)
+    stats = report.empty()
+    assert list(fn.process(("u", stats), {})) == [report.merge([stats])]
+    out = Path(run) / "docs" / "u.parquet"
+    assert out.read_bytes() == raw and not Path(tmp).exists()  # moved, not re-encoded
+    assert list(fn.process(("u", stats), {})) == [report.merge([stats])]  # a retried bundle
+    assert out.read_bytes() == raw
+    write_records(tmp, docs, Document)  # a unit with a duplicate is rewritten without it
+    counted = report.empty()
+    for d in docs:
+        report.count(counted, d)
+    (result,) = fn.process(("u", counted), {"id1": "id0"})
+    assert result["docs_out"] == 2 and result["rejected"] == {"duplicate": 1}
+    assert [d["id"] for d in _docs(Path(run))] == ["id0", "id2"]
+    assert [r["reason"] for r in _rejected(Path(run))] == ["duplicate"]
