@@ -68,8 +68,12 @@ _DEDUP_SPACE = re.compile(r"\s+")
 
 
 def text_hash(text: str) -> str:
-    """Hash of the text normalised for exact dedup (case-folded, whitespace collapsed)."""
-    norm = _DEDUP_SPACE.sub(" ", text.casefold()).strip()
+    """Hash of the text normalised for exact dedup (case-folded, whitespace collapsed).
+
+    ``" ".join(s.split())`` is ``_DEDUP_SPACE.sub(" ", s).strip()``: both split on exactly
+    ``str.isspace()`` characters, and the join is 3-4x faster on article text.
+    """
+    norm = " ".join(text.casefold().split())
     return hashlib.sha256(norm.encode()).hexdigest()[:32]
 
 

@@ -438,3 +438,20 @@ def test_finalize_moves_clean_units_and_survives_a_retry(tmp_path):
     assert result["docs_out"] == 2 and result["rejected"] == {"duplicate": 1}
     assert [d["id"] for d in _docs(Path(run))] == ["id0", "id2"]
     assert [r["reason"] for r in _rejected(Path(run))] == ["duplicate"]
+
+
+def test_text_hash_normalises_like_the_regex(corpus_dir):
+    import hashlib
+    import sys as _sys
+
+    from pipeline.extract_core import _DEDUP_SPACE, text_hash
+
+    def by_regex(text):
+        norm = _DEDUP_SPACE.sub(" ", text.casefold()).strip()
+        return hashlib.sha256(norm.encode()).hexdigest()[:32]
+
+    every_space = "".join(chr(c) for c in range(_sys.maxunicode + 1) if chr(c).isspace())
+    texts = [f"  A{every_space}b \n\n C\u00a0D\u2003e ", "", "   ", "ẞtraße  ΣΑΣ"]
+    texts += [p.read_text(encoding="utf-8", errors="replace") for p in corpus_dir.glob("books/*")]
+    for text in texts:
+        assert text_hash(text) == by_regex(text)
