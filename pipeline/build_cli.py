@@ -52,17 +52,15 @@ _INPUT_FLAGS = ("wikipedia", "books", "corpus")  # replaced by the files they ma
 def stage_fingerprint(name: str, args: argparse.Namespace) -> str:
     """Hex digest of a stage's own options and, for extract, the raw input files it reads
     (kind, path relative to its root, size: the same for a local and a gs:// copy)."""
+    from pipeline.units import list_inputs
+
     parser = argparse.ArgumentParser(add_help=False)
     _OPTIONS[name](parser)
-    dests = sorted({a.dest for a in parser._actions} - set(_INPUT_FLAGS))
-    described = {d: getattr(args, d, None) for d in dests}
+    dests = set(vars(parser.parse_known_args([])[0])) - set(_INPUT_FLAGS)
+    described = {d: getattr(args, d, None) for d in sorted(dests)}
     if name == "extract":
-        described["inputs"] = [
-            [kind, f.relpath, f.size]
-            for kind, glob in (("wikipedia", None), ("books", "*.txt"), ("corpus", "*"))
-            for pattern in getattr(args, kind) or []
-            for f in fs.expand(pattern, glob)
-        ]
+        found = list_inputs(args.wikipedia or [], args.books or [], args.corpus or [])
+        described["inputs"] = [[source, f.relpath, f.size] for source, f in found]
     blob = json.dumps(described, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
 

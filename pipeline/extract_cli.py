@@ -126,7 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace):
-    from pipeline.extract_core import ExtractOptions
+    from pipeline.extract_core import ExtractOptions, parse_dump_date
 
     try:
         namespaces = tuple(sorted({int(n) for n in args.namespaces.split(",") if n.strip()}))
@@ -134,8 +134,13 @@ def options_from_args(args: argparse.Namespace):
         raise UserError(f"--namespaces must be integers, got {args.namespaces!r}") from None
     if args.min_words < 0 or args.max_page_bytes <= 0:
         raise UserError("--min-words must be >= 0 and --max-page-bytes > 0")
-    if args.dump_date and not _valid_date(args.dump_date):
-        raise UserError(f"--dump-date must be a date as YYYYMMDD, got {args.dump_date!r}")
+    if args.dump_date:
+        try:
+            parse_dump_date(args.dump_date)
+        except ValueError:
+            raise UserError(
+                f"--dump-date must be a date as YYYYMMDD, got {args.dump_date!r}"
+            ) from None
     return ExtractOptions(
         namespaces=namespaces,
         keep_headings=args.keep_headings,
@@ -148,15 +153,6 @@ def options_from_args(args: argparse.Namespace):
         text_mode=args.text_mode,
         dump_date=args.dump_date,
     )
-
-
-def _valid_date(text: str) -> bool:
-    from datetime import datetime
-
-    try:
-        return len(text) == 8 and bool(datetime.strptime(text, "%Y%m%d"))
-    except ValueError:
-        return False
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:

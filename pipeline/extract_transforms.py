@@ -41,7 +41,7 @@ from pipeline.extract_core import (
     unit_templates,
 )
 from pipeline.file_stage import WriteJsonFn
-from pipeline.parquet_io import RecordWriter, iter_documents, read_column
+from pipeline.parquet_io import RecordWriter, iter_documents, iter_rows
 from pipeline.records import REJECTED, WIKIPEDIA, Document, Dropped
 from pipeline.units import Unit
 
@@ -161,7 +161,7 @@ class _FinalizeUnitFn(beam.DoFn):
         if not fs.exists(tmp):  # a retried bundle: an earlier attempt moved it already
             yield stats
             return
-        if not any(i in losers for i in read_column(tmp, "id")):
+        if not any(row["id"] in losers for row in iter_rows(tmp, ["id"])):
             fs.move(tmp, out)  # nothing to drop: the file is already the final one
             yield stats
             return

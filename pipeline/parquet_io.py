@@ -126,12 +126,6 @@ def iter_rows(
             yield from batch.to_pylist()
 
 
-def read_column(path: str, name: str) -> list:
-    """One column of a Parquet file as a Python list (reads only that column)."""
-    with fs.open_read(path) as f:
-        return pq.ParquetFile(f).read(columns=[name]).column(0).to_pylist()
-
-
 def iter_documents(path: str) -> Iterator[Document]:
     """Yield the :class:`Document` rows of a documents Parquet file."""
     for row in iter_rows(path):

@@ -48,6 +48,24 @@ class Unit:
         return f"{self.source}-{base}"
 
 
+def list_inputs(
+    wikipedia: list[str], books: list[str], corpora: list[str]
+) -> list[tuple[str, fs.InputFile]]:
+    """``(source, file)`` for every input file the patterns match, pattern by pattern.
+
+    Books directories contribute their ``*.txt``, corpus directories every file; a
+    multistream index matched beside its dump by a broad glob is not an input.
+    """
+    found = []
+    for pattern in wikipedia:
+        for f in fs.expand(pattern):
+            if not (f.relpath.endswith("-index.txt.bz2") or f.relpath.endswith("-index.txt")):
+                found.append((WIKIPEDIA, f))
+    found += [(BOOKS, f) for pattern in books for f in fs.expand(pattern, "*.txt")]
+    found += [(CORPUS, f) for pattern in corpora for f in fs.expand(pattern, "*")]
+    return found
+
+
 def plan_units(
     wikipedia: list[str],
     books: list[str],
@@ -65,15 +83,11 @@ def plan_units(
         split_multistream: read multistream dumps with an index in ranges.
     """
     units: list[Unit] = []
-    for pattern in wikipedia:
-        for f in fs.expand(pattern):
-            if f.relpath.endswith("-index.txt.bz2") or f.relpath.endswith("-index.txt"):
-                continue  # an index beside its dump, matched by a broad glob
+    for source, f in list_inputs(wikipedia, books, corpora):
+        if source == WIKIPEDIA:
             units.extend(_wiki_units(f, range_bytes, split_multistream))
-    for pattern in books:
-        units.extend(Unit(BOOKS, f.relpath, f.path) for f in fs.expand(pattern, "*.txt"))
-    for pattern in corpora:
-        units.extend(Unit(CORPUS, f.relpath, f.path) for f in fs.expand(pattern, "*"))
+        else:
+            units.append(Unit(source, f.relpath, f.path))
     units = sorted(set(units))
     keys = [u.key for u in units]
     if len(set(keys)) != len(keys):

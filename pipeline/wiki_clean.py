@@ -231,6 +231,8 @@ class WikiCleaner:
         # does, and it survives unbalanced braces that a plain {{...}} drop would run past,
         # swallowing the rest of the page.
         self.templates = (templates or Templates()) if expand_templates else Templates()
+        # with no definitions a plain call is "" (wiki_fast.is_plain_call's fast path)
+        self._drop_plain = not (self.templates.bodies or self.templates.redirects)
         self.now = as_utc(dump_date) if dump_date else None
         self.max_page_bytes = max_page_bytes
         self.time_limit_s = time_limit_s
@@ -260,7 +262,7 @@ class WikiCleaner:
                 **self._kwargs,
             )
             extractor.now = self.now
-            extractor.drop_plain = not (self.templates.bodies or self.templates.redirects)
+            extractor.drop_plain = self._drop_plain
             extractor.deadline = time.monotonic() + self.time_limit_s
             extractor.limits = limits
             lines = extractor.clean_text(wikitext, expand_templates=True, html_safe=False)

@@ -23,8 +23,9 @@ ids) is keyed ``"{page_id}@{ordinal}"`` instead (ordinal = 0-based position amon
 pages), so ids stay unique and deterministic without remembering every id seen.
 
 Dump date (template expansion only): ``WikiOptions.dump_date``, else the ``YYYYMMDD`` in the
-file name, else (when the templates come from this file's own first pass) the newest revision
-timestamp in the file. With ``templates`` given and no date, date templates render ``""``.
+file name, else the newest revision timestamp: of this file when its own first pass collects
+the templates, else ``WikiOptions.newest`` (over the whole run). With none of them date
+templates render ``""``.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class WikiOptions:
         max_page_bytes: UTF-8 bytes of wikitext above which a page is rejected ``too_large``.
         time_limit_s: seconds of cleaning allowed per page (see :class:`WikiCleaner`).
         dump_date: the date date templates evaluate to; ``None``: see the module doc.
+        newest: the newest revision timestamp over every input of the run (``templates``
+            given): the date of last resort, after ``dump_date`` and the file name.
     """
 
     namespaces: frozenset[int] = frozenset({0})
@@ -68,6 +71,7 @@ class WikiOptions:
     max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES
     time_limit_s: float = DEFAULT_TIME_LIMIT_S
     dump_date: datetime | None = None
+    newest: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,7 @@ class WikiExtraction:
                 templates, newest = template_pass(fileobj, options.max_page_bytes)
                 fileobj.seek(0)
                 dump_date = dump_date or wiki_xml.parse_timestamp(newest)
+            dump_date = dump_date or wiki_xml.parse_timestamp(options.newest)
         reader = wiki_xml.WikiXmlReader(fileobj, options.max_page_bytes)
         cleaner: WikiCleaner | None = None
         skipped: Counter[str] = Counter()
