@@ -99,6 +99,7 @@ class Run:
             bin_size=s["bin_size"] or None,
             pad_to_longest=s["phase"] == 2,
             vocab_size=self.cfg.vocab_size,  # every shard's ids checked as it is loaded
+            mask_prob=s.get("mask_prob", 0.15),
         )
 
     def _wrap(self, model):

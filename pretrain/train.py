@@ -97,6 +97,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="length bins for batching (default 64 in phase 2, off in phase 1)",
     )
     p.add_argument("--dropout", type=float, help="override the model's dropout probabilities")
+    p.add_argument(
+        "--mask-prob",
+        type=float,
+        help="share of tokens masked on the fly in unmasked shards (default 0.15; masked "
+        "shards keep their stored masks)",
+    )
     p.add_argument("--seed", type=int, default=42, help="initialisation and data order seed")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device")
     p.add_argument("--threads", type=int, help="CPU threads per process (torch.set_num_threads)")
@@ -120,7 +126,10 @@ def resolve(args: argparse.Namespace, world_size: int) -> dict:
         "total_steps": args.total_steps or total,
         "seed": args.seed,
         "bin_size": args.bin_size if args.bin_size is not None else (64 if args.phase == 2 else 0),
+        "mask_prob": args.mask_prob if args.mask_prob is not None else 0.15,
     }
+    if not 0.0 < s["mask_prob"] < 1.0:
+        raise UserError(f"--mask-prob must be in (0, 1), got {s['mask_prob']}")
     s["micro_batch"] = args.micro_batch or s["global_batch"] // world_size
     step = s["micro_batch"] * world_size
     if s["micro_batch"] < 1 or s["global_batch"] % step:
