@@ -1,17 +1,23 @@
 """NVIDIA's ``PolyWarmUpScheduler`` written out: linear warmup, then ``(1 - p) ** 0.5`` decay.
 
-With ``p = step / total_steps``::
+For the 1-based optimizer step ``step`` of ``total_steps``::
 
-    lr = peak * p / warmup          if p < warmup
-    lr = peak * (1 - p) ** degree   otherwise (degree 0.5)
+    lr = peak * (step / total) / warmup            if step / total < warmup
+    lr = peak * (1 - (step - 1) / total) ** degree  otherwise (degree 0.5)
+    lr = 0                                          for step > total
 
-**The step down at the end of warmup is kept.** Warmup ends at ``peak`` but the decay branch
-starts at ``peak * (1 - warmup) ** 0.5`` (0.846 peak for phase 1's warmup 0.2843, 0.934 peak for
-phase 2's 0.128): NVIDIA's published LAMB hyperparameters (6e-3 / 4e-3) were tuned with this
-exact curve, and reproducing their recipe matters more than a smooth curve.
+**Every one of the ``total_steps`` steps has lr > 0.** NVIDIA evaluates both branches at
+``p = step / total``, which gives the last step ``lr = 0``: a whole forward/backward spent on no
+update. Here the decay is evaluated at ``(step - 1) / total``, the progress made *before* the
+step, so the decay is NVIDIA's curve one step later and the last step gets
+``peak * sqrt(1 / total)``. Warmup keeps NVIDIA's ``step / total`` (progress *after* the step),
+so the first step gets ``peak / (total * warmup) > 0`` (the progress before it, 0, would
+waste the first step instead of the last).
 
-Step numbering follows NVIDIA too: ``step`` is the 1-based index of the optimizer step about to
-be taken, so the first update uses ``lr(1) > 0`` (not 0). After ``total_steps`` the rate is 0.
+**The step down at the end of warmup is kept.** Warmup ends near ``peak`` but the decay branch
+starts at about ``peak * (1 - warmup) ** 0.5`` (0.846 peak for phase 1's warmup 0.2843, 0.934
+peak for phase 2's 0.128): NVIDIA's published LAMB hyperparameters (6e-3 / 4e-3) were tuned
+with this curve, and reproducing their recipe matters more than a smooth curve.
 """
 
 from __future__ import annotations
@@ -35,16 +41,21 @@ def poly_warmup_lr(
         degree: exponent of the decay (0.5 in NVIDIA's recipe).
 
     Returns:
-        The learning rate; 0 for ``step >= total_steps``.
+        The learning rate: > 0 for ``1 <= step <= total_steps``, 0 for ``step <= 0`` and for
+        ``step > total_steps``.
     """
     if total_steps <= 0:
         raise UserError(f"LR schedule: total steps must be > 0, got {total_steps}")
     if not 0.0 <= warmup < 1.0:
         raise UserError(f"LR schedule: warmup must be a fraction in [0, 1), got {warmup}")
-    p = min(max(step / total_steps, 0.0), 1.0)
-    if p < warmup:
-        return peak_lr * p / warmup
-    return peak_lr * (1.0 - p) ** degree
+    if step <= 0:
+        return 0.0
+    if step / total_steps < warmup:
+        return peak_lr * (step / total_steps) / warmup
+    # Progress before this step, so the last step (step == total_steps) still has lr > 0;
+    # clamped so steps past the end get 0, never a complex number.
+    done = min((step - 1) / total_steps, 1.0)
+    return peak_lr * (1.0 - done) ** degree
 
 
 class PolyWarmup:
