@@ -30,6 +30,7 @@ class StepResult:
     nsp_loss: float
     nsp_acc: float
     grad_norm: float
+    lr: float  # the rate this step's update used (the scheduler has since moved to the next)
     sequences: int
     tokens: int
     seconds: float
@@ -99,6 +100,7 @@ def train_step(model, optimizer, scheduler, scaler, micro_batches: list[dict], i
             loss = loss * info.world_size  # DDP averages gradients over ranks
             (scaler.scale(loss) if scaler else loss).backward()
         sums += _sums(out)
+    lr = float(optimizer.param_groups[0]["lr"])  # before scheduler.step() sets the next one
     skipped = False
     if scaler is not None:
         scaler.unscale_(optimizer)
@@ -120,6 +122,7 @@ def train_step(model, optimizer, scheduler, scaler, micro_batches: list[dict], i
         nsp_loss=s[3] / s[5],
         nsp_acc=s[4] / s[5],
         grad_norm=float(norm) if norm is not None else float("nan"),
+        lr=lr,
         sequences=int(nsp_total),
         tokens=int(
             dist.all_reduce_sum(

@@ -19,6 +19,7 @@ import torch
 
 from bertprep.cli import main as bertprep
 from pretrain import checkpoint as ckpt
+from pretrain.schedule import poly_warmup_lr
 from tests import proc
 
 TRAIN = ["--model", "tiny", "--recipe", "cpu-demo", "--threads", "1", "--seed", "3"]
@@ -93,6 +94,18 @@ def test_mlm_loss_falls_below_unigram_entropy(shards, tmp_path):
     late = sum(r["mlm_loss"] for r in rows[-10:]) / 10
     assert rows[0]["mlm_loss"] > entropy  # starts near log(vocab)
     assert late < entropy, (late, entropy)
+
+
+def test_logged_lr_is_the_one_each_step_used(shards, tmp_path):
+    out = tmp_path / "lr"
+    args = ["--lr", "3e-3", "--warmup", "0.25", "--max-steps", "6", "--total-steps", "6"]
+    res = _train("--data", str(shards / "seq128"), "--output", str(out), *TRAIN, *args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    logged = {r["step"]: r["lr"] for r in _rows(out) if "loss" in r}
+    assert sorted(logged) == [1, 2, 3, 4, 5, 6]
+    for k, lr in logged.items():  # the scheduler's next rate (k + 1) was logged before
+        assert lr == pytest.approx(poly_warmup_lr(k, 6, 3e-3, 0.25), rel=1e-12), k
+    assert logged[6] > 0  # the last step updates too
 
 
 def test_sigkill_then_resume_gives_identical_losses(shards, tmp_path):
@@ -200,7 +213,8 @@ def test_phase2_keeps_moments_and_resets_schedule(shards, tmp_path):
     for k, st in first["optimizer"]["state"].items():
         v1, v2 = st["exp_avg_sq"], second["optimizer"]["state"][k]["exp_avg_sq"]
         assert torch.all(v2 >= 0.999 * v1 * (1 - 1e-6))
-    assert _rows(p2)[0]["lr"] < 2e-3  # warmup restarted (step 1 of 12)
+    # Warmup restarted: step 1 of 12 (the phase's total steps, cpu-demo recipe).
+    assert _rows(p2)[0]["lr"] == pytest.approx(poly_warmup_lr(1, 12, 2e-3, 0.5), rel=1e-12)
     assert second["scheduler"]["last_epoch"] == 1
 
 
