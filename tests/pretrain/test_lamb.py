@@ -71,6 +71,26 @@ def test_global_clipping_across_groups(cls, scale):
     assert p.grad.tolist() == [0.6 * scale, 0.0]  # gradients themselves are not modified
 
 
+def test_global_norm_of_a_large_fp32_gradient_is_accurate():
+    """An embedding-sized fp32 gradient with a non-zero mean (as real ones have): a norm summed
+    sequentially in fp32 comes out ~2e-5 low on CPU; the clip must see the true norm."""
+    g = torch.Generator().manual_seed(0)
+    big = torch.nn.Parameter(torch.zeros(2_000_000))
+    big.grad = torch.randn(2_000_000, generator=g) * 1e-3 + 1e-3
+    small = [torch.nn.Parameter(torch.zeros(n)) for n in (1, 64, 300)]
+    for q in small:
+        q.grad = torch.randn(q.shape, generator=g) * 1e-2
+    opt = Lamb([{"params": [big], "weight_decay": 0.01}, {"params": small, "weight_decay": 0.0}])
+    opt.step()
+    grads = [big.grad] + [q.grad for q in small]
+    ref = math.sqrt(sum(float((x.double() ** 2).sum()) for x in grads))
+    assert ref > 1.0  # clipping active, so the norm sets the update
+    assert float(opt.last_grad_norm) == pytest.approx(ref, rel=1e-6)
+    # The clipped gradient entered the moments: m = 0.1 * g / norm.
+    expect = 0.1 * big.grad.double() / ref
+    torch.testing.assert_close(opt.state[big]["exp_avg"].double(), expect, rtol=1e-6, atol=0)
+
+
 def test_step_two_bias_correction_hand_computed():
     p = _param([1.0], [0.5])
     opt = Lamb([{"params": [p], "weight_decay": 0.0}], lr=0.01, betas=(0.9, 0.999))
