@@ -45,6 +45,11 @@ class Run:
             use_apex=kind == "apex",
             compiled=kind == "lamb-compiled",
         )
+        # Shards built with --no-nsp (manifest "nsp": false): MLM only. None (a directory
+        # without a manifest whose shards do not say) keeps NSP, as the labels are there.
+        self.nsp = self.shards.nsp is not False
+        if not self.nsp:
+            self._freeze_nsp_head()
         self.scaler = make_scaler(info.device, self.precision)
         self.step = 0
         self.restore()
@@ -77,6 +82,15 @@ class Run:
         if a.dropout is not None:
             cfg = cfg.replace(hidden_dropout_prob=a.dropout, attention_probs_dropout_prob=a.dropout)
         return cfg
+
+    def _freeze_nsp_head(self) -> None:
+        """Without NSP the NSP head and the pooler (which feeds only it) get no gradient: the
+        loss has no NSP term. ``requires_grad=False`` too, so DDP does not wait for their
+        gradients. Done after the optimizer took them, so its state has the same layout with and
+        without NSP (a phase 1 with NSP can seed a phase 2 without); they keep ``grad=None``,
+        which LAMB skips (no moments, no weight decay)."""
+        for module in (self.model.bert.pooler, self.model.cls.seq_relationship):
+            module.requires_grad_(False)
 
     def _continued(self):
         """The checkpoint this run continues (--resume's latest, else --init-from), or None."""
@@ -195,6 +209,7 @@ class Run:
                     micro,
                     self.info,
                     self.precision,
+                    nsp=self.nsp,
                 )
                 self.step += 1
                 log.log(self._row(r))
@@ -236,8 +251,6 @@ class Run:
             "loss": r.loss,
             "mlm_loss": r.mlm_loss,
             "mlm_acc": r.mlm_acc,
-            "nsp_loss": r.nsp_loss,
-            "nsp_acc": r.nsp_acc,
             "lr": r.lr,
             "grad_norm": r.grad_norm,
             "loss_scale": self.scaler.get_scale() if self.scaler else 1.0,
@@ -246,6 +259,8 @@ class Run:
             "epoch": self.loader.epoch,
             "skipped": r.skipped,
         }
+        if r.nsp_loss is not None:  # absent, not 0, when trained without NSP
+            row["nsp_loss"], row["nsp_acc"] = r.nsp_loss, r.nsp_acc
         return row
 
     def _evaluate(self, log: MetricsLog) -> None:
@@ -260,6 +275,6 @@ class Run:
             pad_to_longest=self.s["phase"] == 2,
             vocab_size=self.cfg.vocab_size,
         )
-        metrics = evaluate(self.model, loader, self.info, self.precision)
+        metrics = evaluate(self.model, loader, self.info, self.precision, nsp=self.nsp)
         if metrics:
             log.log({"step": self.step, "phase": self.s["phase"], **metrics})
