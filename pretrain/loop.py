@@ -16,6 +16,7 @@ import torch
 from bertprep.errors import UserError
 from pretrain import checkpoint as ckpt
 from pretrain import dist
+from pretrain.adamw import AdamW, reset_adamw_steps
 from pretrain.config import BertConfig, preset
 from pretrain.data import PretrainLoader, ValidationLoader, check_compatible
 from pretrain.lamb import lamb_param_groups, make_lamb, reset_step_count
@@ -38,13 +39,16 @@ class Run:
         check_compatible(self.shards, self.cfg.vocab_size, self.cfg.max_position_embeddings)
         torch.manual_seed(settings["seed"])
         self.model = BertForPreTraining(self.cfg).to(info.device)
-        kind = getattr(args, "optimizer", "lamb")
-        self.optimizer = make_lamb(
-            lamb_param_groups(self.model),
-            lr=settings["lr"],
-            use_apex=kind == "apex",
-            compiled=kind == "lamb-compiled",
-        )
+        kind = settings.get("optimizer", "lamb")
+        if kind == "adamw":
+            self.optimizer = AdamW(lamb_param_groups(self.model), lr=settings["lr"])
+        else:
+            self.optimizer = make_lamb(
+                lamb_param_groups(self.model),
+                lr=settings["lr"],
+                use_apex=kind == "apex",
+                compiled=kind == "lamb-compiled",
+            )
         # Shards built with --no-nsp (manifest "nsp": false): MLM only. None (a directory
         # without a manifest whose shards do not say) keeps NSP, as the labels are there.
         self.nsp = self.shards.nsp is not False
@@ -137,6 +141,11 @@ class Run:
                     raise UserError(f"--resume: no checkpoint in {self.output / 'checkpoints'}")
             else:
                 state = ckpt.load_checkpoint(path)
+                if _family(state) != _family(self.s):
+                    raise UserError(
+                        f"{path} was trained with {_family(state)}; resume it with "
+                        f"--optimizer {_family(state)}"
+                    )
                 if state["phase"] != self.s["phase"]:
                     raise UserError(
                         f"{path} is a phase {state['phase']} checkpoint; pass "
@@ -151,9 +160,15 @@ class Run:
         if a.init_from:
             state = ckpt.load_checkpoint(a.init_from)
             self._load_weights(state, a.init_from)
-            if state.get("optimizer"):
+            if state.get("optimizer") and _family(state) != _family(self.s):
+                print(
+                    f"train: {a.init_from} was trained with {_family(state)}; the "
+                    f"{_family(self.s)} moments start from zero"
+                )
+            elif state.get("optimizer"):
                 self.optimizer.load_state_dict(state["optimizer"])
                 reset_step_count(self.optimizer)
+                reset_adamw_steps(self.optimizer)
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.s["lr"]
                     group.pop("initial_lr", None)
@@ -278,3 +293,10 @@ class Run:
         metrics = evaluate(self.model, loader, self.info, self.precision, nsp=self.nsp)
         if metrics:
             log.log({"step": self.step, "phase": self.s["phase"], **metrics})
+
+
+def _family(obj: dict) -> str:
+    """``adamw`` or ``lamb`` (every LAMB implementation shares state names) of a checkpoint's
+    state or of the run's settings; checkpoints older than ``--optimizer adamw`` are LAMB."""
+    train = obj.get("config", {}).get("train", {}) if "config" in obj else obj
+    return "adamw" if train.get("optimizer") == "adamw" else "lamb"

@@ -86,10 +86,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument(
         "--optimizer",
-        choices=("lamb", "lamb-compiled", "apex"),
-        default="lamb",
-        help="lamb: foreach multi-tensor ops (default); lamb-compiled: the same update fused by "
-        "torch.compile; apex: apex FusedLAMB when importable, else lamb",
+        choices=("lamb", "lamb-compiled", "apex", "adamw"),
+        help="lamb: foreach multi-tensor ops (default of every recipe but cpu); lamb-compiled: "
+        "the same update fused by torch.compile; apex: apex FusedLAMB when importable, else "
+        "lamb; adamw: AdamW (betas 0.9/0.98, eps 1e-6, wd 0.01, clip 1.0; the cpu recipe's)",
     )
     p.add_argument(
         "--bin-size",
@@ -127,6 +127,7 @@ def resolve(args: argparse.Namespace, world_size: int) -> dict:
         "seed": args.seed,
         "bin_size": args.bin_size if args.bin_size is not None else (64 if args.phase == 2 else 0),
         "mask_prob": args.mask_prob if args.mask_prob is not None else 0.15,
+        "optimizer": getattr(args, "optimizer", None) or "lamb",
     }
     if not 0.0 < s["mask_prob"] < 1.0:
         raise UserError(f"--mask-prob must be in (0, 1), got {s['mask_prob']}")
