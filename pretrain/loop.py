@@ -38,7 +38,11 @@ class Run:
         self.cfg = self._model_config()
         check_compatible(self.shards, self.cfg.vocab_size, self.cfg.max_position_embeddings)
         torch.manual_seed(settings["seed"])
-        self.model = BertForPreTraining(self.cfg).to(info.device)
+        d = settings.get("dropout")  # pretraining's own dropout; self.cfg (saved) keeps its own
+        built = self.cfg if d is None else self.cfg.replace(
+            hidden_dropout_prob=d, attention_probs_dropout_prob=d
+        )  # fmt: skip
+        self.model = BertForPreTraining(built).to(info.device)
         kind = settings.get("optimizer", "lamb")
         if kind == "adamw":
             self.optimizer = AdamW(lamb_param_groups(self.model), lr=settings["lr"])
@@ -83,8 +87,6 @@ class Run:
             cfg = BertConfig.from_dict(ckpt.load_checkpoint(self._continued())["config"]["model"])
         else:
             cfg = preset(a.model or "base", vocab_size=self.shards.vocab_size or 30522)
-        if a.dropout is not None:
-            cfg = cfg.replace(hidden_dropout_prob=a.dropout, attention_probs_dropout_prob=a.dropout)
         return cfg
 
     def _freeze_nsp_head(self) -> None:

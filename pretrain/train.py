@@ -24,11 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-RECIPES = {  # (global batch, peak LR, warmup fraction, total steps) per phase
-    "nvidia": {1: (65536, 6e-3, 0.2843, 7038), 2: (32768, 4e-3, 0.128, 1563)},
-    "gpu1": {1: (2048, 1.06e-3, 0.2843, 7038), 2: (1024, 1.0e-3, 0.128, 1563)},
-    "cpu-demo": {1: (32, 5e-3, 0.1, 60), 2: (16, 2e-3, 0.1, 12)},
-}
+from pretrain.recipes import RECIPES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -96,7 +92,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         help="length bins for batching (default 64 in phase 2, off in phase 1)",
     )
-    p.add_argument("--dropout", type=float, help="override the model's dropout probabilities")
+    p.add_argument(
+        "--dropout",
+        type=float,
+        help="dropout while pretraining (default: the recipe's, else the model's); the saved "
+        "model config keeps the architecture's, which fine-tuning uses",
+    )
     p.add_argument(
         "--mask-prob",
         type=float,
@@ -117,18 +118,22 @@ def resolve(args: argparse.Namespace, world_size: int) -> dict:
     """Fill recipe defaults into a plain dict of training settings; validates them."""
     from bertprep.errors import UserError
 
-    batch, lr, warmup, total = RECIPES[args.recipe][args.phase]
+    r = RECIPES[args.recipe][args.phase]
     s = {
         "phase": args.phase,
-        "global_batch": args.global_batch or batch,
-        "lr": args.lr if args.lr is not None else lr,
-        "warmup": args.warmup if args.warmup is not None else warmup,
-        "total_steps": args.total_steps or total,
+        "recipe": args.recipe,
+        "global_batch": args.global_batch or r.global_batch,
+        "lr": args.lr if args.lr is not None else r.lr,
+        "warmup": args.warmup if args.warmup is not None else r.warmup,
+        "total_steps": args.total_steps or r.total_steps,
         "seed": args.seed,
         "bin_size": args.bin_size if args.bin_size is not None else (64 if args.phase == 2 else 0),
-        "mask_prob": args.mask_prob if args.mask_prob is not None else 0.15,
-        "optimizer": getattr(args, "optimizer", None) or "lamb",
+        "mask_prob": args.mask_prob if args.mask_prob is not None else r.mask_prob,
+        "optimizer": getattr(args, "optimizer", None) or r.optimizer,
+        "dropout": args.dropout if args.dropout is not None else r.dropout,
     }
+    if s["dropout"] is not None and not 0.0 <= s["dropout"] < 1.0:
+        raise UserError(f"--dropout must be in [0, 1), got {s['dropout']}")
     if not 0.0 < s["mask_prob"] < 1.0:
         raise UserError(f"--mask-prob must be in (0, 1), got {s['mask_prob']}")
     s["micro_batch"] = args.micro_batch or s["global_batch"] // world_size
