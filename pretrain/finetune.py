@@ -63,7 +63,10 @@ class BertForSequenceClassification(nn.Module):
 
     def forward(self, input_ids, token_type_ids, attention_mask) -> torch.Tensor:
         """[B, T] ids, segments, mask (1 = real token) -> logits [B, num_labels]."""
-        _, pooled = self.bert(input_ids, token_type_ids, attention_mask)
+        # Only [CLS] feeds the pooler: the last layer runs its queries on that row alone (same
+        # function, ~40% less compute for a 2-layer model).
+        cls_row = torch.zeros((input_ids.shape[0], 1), dtype=torch.long, device=input_ids.device)
+        _, pooled = self.bert(input_ids, token_type_ids, attention_mask, query_index=cls_row)
         return self.classifier(self.dropout(pooled))
 
 
@@ -132,13 +135,35 @@ def load_pretrained(path: str | os.PathLike) -> Pretrained:
     return Pretrained(cfg, state, tok_dir)
 
 
+# Independent random streams drawn from one run seed (see derive_seed).
+_STREAMS = {"head": 1, "order": 2, "dropout": 3, "encoder": 4, "eval_split": 5, "select_split": 6}
+
+
+def derive_seed(seed: int, stream: str) -> int:
+    """A 32-bit seed for one use (a key of ``_STREAMS``) of ``seed`` (>= 0). Streams are
+    independent, so e.g. initialising a random encoder does not shift the head's init or the
+    batch order: a pretrained and a random-init run with one seed are paired exactly. (The
+    ``*_split`` streams are drawn from the split seed, never from a run seed.)"""
+    return int(np.random.SeedSequence([seed, _STREAMS[stream]]).generate_state(1)[0])
+
+
+@torch.no_grad()
 def build_classifier(
     cfg: BertConfig, num_labels: int, encoder_state: dict | None, seed: int
 ) -> BertForSequenceClassification:
-    """A classifier with a fresh head (seeded) on ``encoder_state`` (``bert.*`` keys), or on a
-    random encoder when ``encoder_state`` is ``None`` (the random-init baseline)."""
-    torch.manual_seed(seed)
-    model = BertForSequenceClassification(cfg, num_labels)
+    """A classifier with a fresh head on ``encoder_state`` (``bert.*`` keys), or on a random
+    encoder when ``encoder_state`` is ``None`` (the random-init baseline).
+
+    The head's init depends on ``seed`` alone (its own generator) and the random encoder's on a
+    separate stream of it, so both arms of a comparison get the same head for the same seed.
+    The global torch RNG is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "encoder"))
+        model = BertForSequenceClassification(cfg, num_labels)
+    head = torch.Generator().manual_seed(derive_seed(seed, "head"))
+    model.classifier.weight.normal_(0.0, cfg.initializer_range, generator=head)
+    model.classifier.bias.zero_()
     if encoder_state is not None:
         result = model.load_state_dict(encoder_state, strict=False)
         # strict=False only because the head is new; anything else missing is a bug.
@@ -163,7 +188,9 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.op
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, eps=1e-8)
+    # fused: one kernel per parameter group instead of ~10 passes per tensor; on CPU this is
+    # about 2x faster per step for a tiny model, whose 3.9M word-embedding rows dominate.
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, eps=1e-8, fused=True)
 
 
 class LinearWarmup:
@@ -186,6 +213,28 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None):
         yield order[i : i + batch_size]
 
 
+def grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, group=50):
+    """Shuffled batches of rows of similar length: ``[N]`` lengths -> list of index arrays.
+
+    Rows are shuffled, cut into pools of ``group`` batches, each pool sorted by length and cut
+    into batches, and then the batches of all pools are shuffled. Each row still appears once
+    per epoch in a random batch, but a batch is padded to a length close to its rows' own: on
+    SST-2 (mean 13 tokens) the padded length per batch drops from ~40 to ~14 tokens.
+    """
+    order = rng.permutation(len(lengths))
+    out = []
+    for i in range(0, len(order), group * batch_size):
+        pool = order[i : i + group * batch_size]
+        pool = pool[np.argsort(lengths[pool], kind="stable")]
+        out += [pool[j : j + batch_size] for j in range(0, len(pool), batch_size)]
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def lengths_of(data: Encoded) -> np.ndarray:
+    """Tokens per row ``[N]`` (int64), specials included."""
+    return data.attention_mask.sum(1)
+
+
 def _tensors(data: Encoded, idx: np.ndarray, device) -> tuple[torch.Tensor, ...]:
     """Rows ``idx`` as tensors, trimmed to the batch's longest sequence."""
     length = int(data.attention_mask[idx].sum(1).max())
@@ -194,15 +243,25 @@ def _tensors(data: Encoded, idx: np.ndarray, device) -> tuple[torch.Tensor, ...]
     return (*x, torch.from_numpy(data.labels[idx]).to(device))
 
 
-def train_epoch(model, data: Encoded, optimizer, scheduler, batch_size: int, rng, device="cpu"):
-    """One pass over ``data`` in shuffled mini-batches (mean cross-entropy, grad clip 1.0).
+def epoch_batches(data: Encoded, batch_size: int, rng, group_by_length: bool) -> list:
+    """The batches (index arrays) of one training epoch, drawn from ``rng``."""
+    if group_by_length:
+        return grouped_batches(lengths_of(data), batch_size, rng)
+    return list(batches(len(data), batch_size, rng))
+
+
+def train_epoch(
+    model, data: Encoded, optimizer, scheduler, batch_size: int, rng, device="cpu", order=None
+):
+    """One pass over ``data`` in mini-batches (mean cross-entropy, grad clip 1.0): ``order``
+    (a list of index arrays, e.g. from :func:`epoch_batches`) or shuffled by ``rng``.
 
     Returns ``{"train_loss": mean loss per example (nats), "train_accuracy": with dropout on,
     "steps": optimizer steps taken}``.
     """
     model.train()
     loss_sum, correct, steps = 0.0, 0, 0
-    for idx in batches(len(data), batch_size, rng):
+    for idx in order if order is not None else batches(len(data), batch_size, rng):
         ids, tt, mask, labels = _tensors(data, idx, device)
         logits = model(ids, tt, mask)
         loss = F.cross_entropy(logits.float(), labels)
@@ -222,46 +281,18 @@ def train_epoch(model, data: Encoded, optimizer, scheduler, batch_size: int, rng
 
 
 @torch.no_grad()
-def predict(model, data: Encoded, batch_size: int = 64, device="cpu") -> np.ndarray:
-    """Logits ``[N, num_labels]`` (float32) in eval mode."""
-    model.eval()
-    out = [
-        model(*_tensors(data, idx, device)[:3]).float().cpu()
-        for idx in batches(len(data), batch_size, None)
-    ]
-    return torch.cat(out).numpy()
+def predict(model, data: Encoded, batch_size: int = 128, device="cpu") -> np.ndarray:
+    """Logits ``[N, num_labels]`` (float32, in ``data``'s row order) in eval mode.
 
-
-def classification_metrics(pred: np.ndarray, gold: np.ndarray, num_labels: int) -> dict:
-    """Accuracy and macro F1 of predicted vs gold label ids (both ``[N]``).
-
-    Macro F1 averages per-class F1 over the classes present in gold or predictions (a class
-    absent from both has no defined F1; counting it as 0 would penalise a small eval split).
+    Rows go through in length order, so each batch is padded to about its rows' own length.
     """
-    acc = float((pred == gold).mean()) if len(gold) else 0.0
-    f1s = []
-    for c in range(num_labels):
-        tp = int(((pred == c) & (gold == c)).sum())
-        fp = int(((pred == c) & (gold != c)).sum())
-        fn = int(((pred != c) & (gold == c)).sum())
-        if tp + fp + fn:
-            f1s.append(2 * tp / (2 * tp + fp + fn))
-    return {"accuracy": acc, "macro_f1": float(np.mean(f1s)) if f1s else 0.0}
-
-
-def evaluate(model, data: Encoded, batch_size: int = 64, device="cpu") -> dict:
-    """``{"accuracy", "macro_f1", "loss"}`` of ``model`` on ``data`` (loss: mean nats)."""
-    logits = predict(model, data, batch_size, device)
-    loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(data.labels)))
-    metrics = classification_metrics(logits.argmax(-1), data.labels, model.num_labels)
-    return {**metrics, "loss": loss}
-
-
-def majority_baseline(labels: np.ndarray) -> tuple[int, float]:
-    """``(label id, accuracy)`` of always predicting the most frequent of ``labels`` (ties: the
-    lower id)."""
-    counts = np.bincount(labels)
-    return int(counts.argmax()), float(counts.max() / len(labels))
+    model.eval()
+    order = np.argsort(lengths_of(data), kind="stable")
+    out = np.empty((len(data), model.num_labels), np.float32)
+    for i in range(0, len(order), batch_size):
+        idx = order[i : i + batch_size]
+        out[idx] = model(*_tensors(data, idx, device)[:3]).float().cpu().numpy()
+    return out
 
 
 def save_classifier(

@@ -155,18 +155,21 @@ def build_label_map(labels: list[str]) -> list[str]:
         return sorted(distinct)
 
 
-def split_train_eval(n: int, eval_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_train_eval(
+    n: int, eval_fraction: float, seed: int, flag: str = "--eval-fraction"
+) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic random split of ``range(n)``: ``(train_idx, eval_idx)``, each sorted.
 
-    The eval part has ``round(n * eval_fraction)`` rows, at least 1, and the train part at least 1.
+    The eval part has ``round(n * eval_fraction)`` rows, at least 1, and the train part at least
+    1. ``flag`` names the option the fraction came from, for the error message.
 
     Raises:
         UserError: fraction outside (0, 1) or fewer than two rows.
     """
     if not 0.0 < eval_fraction < 1.0:
-        raise UserError(f"--eval-fraction must be in (0, 1), got {eval_fraction}")
+        raise UserError(f"{flag} must be in (0, 1), got {eval_fraction}")
     if n < 2:
-        raise UserError(f"cannot split {n} example(s) into train and eval")
+        raise UserError(f"cannot split {n} example(s) in two ({flag} {eval_fraction})")
     n_eval = min(max(1, round(n * eval_fraction)), n - 1)
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[n_eval:]), np.sort(perm[:n_eval])
@@ -184,6 +187,13 @@ class Encoded:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def take(self, idx: np.ndarray) -> Encoded:
+        """Rows ``idx`` (a split of an encoded file: tokenized once, split many times)."""
+        return Encoded(
+            self.input_ids[idx], self.token_type_ids[idx], self.attention_mask[idx],
+            self.labels[idx],
+        )  # fmt: skip
 
 
 def _special_id(tokenizer, token: str) -> int:
@@ -263,3 +273,47 @@ def encode_examples(
     except KeyError as e:
         raise UserError(f"label {e.args[0]!r} is not among the known labels") from None
     return Encoded(input_ids, token_type_ids, attention_mask, labels)
+
+
+def load_tokenizer(vocab_dir: Path | None, pretrained):
+    """``(tokenizer, files to copy into the saved model)`` from ``--vocab-dir`` or the model dir
+    of ``pretrained`` (a :class:`pretrain.finetune.Pretrained`).
+
+    Raises:
+        UserError: no tokenizer.json to be found, or an unreadable one.
+    """
+    from tokenizers import Tokenizer
+
+    src = vocab_dir or pretrained.tokenizer_dir
+    if src is None:
+        raise UserError("a checkpoint carries no tokenizer: pass --vocab-dir (e.g. RUN/seq128)")
+    src = Path(src)
+    path = src if src.suffix == ".json" else src / "tokenizer.json"
+    if not path.is_file():
+        raise UserError(f"{path}: no such file (need the tokenizer.json of the pretraining run)")
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises a bare Exception on a malformed file
+        raise UserError(f"{path}: not a tokenizers tokenizer.json ({e})") from None
+    tok.no_truncation()  # a tokenizer.json may carry settings; we truncate pairs ourselves
+    tok.no_padding()
+    files: dict = {"tokenizer.json": path}
+    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        if (path.parent / name).is_file():
+            files[name] = path.parent / name
+    if "vocab.txt" not in files:
+        vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
+        files["vocab.txt"] = "".join(f"{t}\n" for t, _ in vocab)
+    if "tokenizer_config.json" not in files:
+        norm = json.loads(tok.to_str()).get("normalizer") or {}
+        files["tokenizer_config.json"] = json.dumps(
+            {"tokenizer_class": "BertTokenizer", "do_lower_case": bool(norm.get("lowercase")),
+             "model_max_length": pretrained.config.max_position_embeddings},
+            indent=2, sort_keys=True,
+        ) + "\n"  # fmt: skip
+    if tok.get_vocab_size() > pretrained.config.vocab_size:
+        raise UserError(
+            f"{path}: {tok.get_vocab_size()} tokens but the model has "
+            f"{pretrained.config.vocab_size}; wrong --vocab-dir?"
+        )
+    return tok, files

@@ -22,6 +22,7 @@ from bertprep.errors import UserError
 from pretrain import export_cli, finetune_cli
 from pretrain import finetune as ft
 from pretrain import finetune_data as fd
+from pretrain import finetune_metrics as fm
 from pretrain.checkpoint import make_state, save_checkpoint
 from pretrain.config import preset
 from pretrain.model import BertForPreTraining, strip_vocab_padding
@@ -98,13 +99,19 @@ def test_overfits_64_examples_and_reloads_in_transformers(tmp_path, exported, ss
     assert _run(model=exported, train=data, eval=data, output=out, lr=1e-3, batch_size=16,
                 epochs=12, seed=3) == 0  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
-    # eval == train here, evaluated in eval mode: this is the train accuracy.
-    assert summary["eval_accuracy"] >= 0.95, summary
-    labels = [int(lab) for _, lab in sst2[:64]]
-    assert summary["majority_baseline_accuracy"] == max(labels.count(0), labels.count(1)) / 64
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == list(range(1, 13))
-    assert max(m["eval_accuracy"] for m in metrics) == summary["eval_accuracy"]
+    # eval == train here, evaluated in eval mode: the last epoch has memorised the 58 rows fitted
+    # (6 of the 64 are held out as the selection set).
+    assert metrics[-1]["eval_accuracy"] >= 0.9, metrics[-1]
+    # The epoch is chosen on the selection rows; the eval number is reported at that epoch.
+    select = [m["select_accuracy"] for m in metrics]
+    assert summary["best_epoch"] == select.index(max(select)) + 1
+    assert summary["eval_accuracy"] == metrics[summary["best_epoch"] - 1]["eval_accuracy"]
+    labels = [lab for _, lab in sst2[:64]]
+    majority = labels.count(summary["majority_label"]) / 64  # the training rows' majority class
+    assert summary["majority_baseline_accuracy"] == majority
+    assert (summary["num_train"], summary["num_select"], summary["num_eval"]) == (58, 6, 64)
 
     best = out / "best"
     hf, info = BertForSequenceClassification.from_pretrained(best, output_loading_info=True)
@@ -113,7 +120,7 @@ def test_overfits_64_examples_and_reloads_in_transformers(tmp_path, exported, ss
     ours = ft.build_classifier(CFG, 2, None, seed=0)
     state = load_file(best / "model.safetensors")
     assert ours.load_state_dict(ft.pad_vocab(state, CFG)) is not None
-    tok, _ = finetune_cli.load_tokenizer(best, ft.load_pretrained(best))
+    tok, _ = fd.load_tokenizer(best, ft.load_pretrained(best))
     label2id = {"0": 0, "1": 1}
     enc = fd.encode_examples(tok, [fd.Example(s, None, lab) for s, lab in sst2[:64]], label2id, 128)
     logits = ft.predict(ours, enc)
@@ -136,14 +143,15 @@ def test_checkpoint_input_with_frozen_encoder(tmp_path, tok_dir, pretrained_mode
     assert _run(model=ckpt, vocab_dir=tok_dir, train=data, output=out, eval_fraction=0.25,
                 lr=1e-2, batch_size=16, epochs=2, freeze_encoder=True) == 0  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
-    assert (summary["num_train"], summary["num_eval"]) == (60, 20)
+    # 20 rows held out as eval, then 10% of the other 60 as the selection set.
+    assert (summary["num_train"], summary["num_select"], summary["num_eval"]) == (54, 6, 20)
     saved = load_file(out / "best" / "model.safetensors")
     original = strip_vocab_padding(pretrained_model.state_dict(), CFG.vocab_size)
     encoder_keys = [k for k in saved if k.startswith("bert.")]
     assert len(encoder_keys) == len([k for k in original if k.startswith("bert.")])
     for k in encoder_keys:
         assert torch.equal(saved[k], original[k]), k
-    fresh = ft.build_classifier(CFG, 2, None, seed=42)  # the head's init under the run's seed
+    fresh = ft.build_classifier(CFG, 2, None, seed=0)  # the head's init under the run's seed
     assert not torch.equal(saved["classifier.weight"], fresh.classifier.weight)
     assert (out / "best" / "vocab.txt").read_bytes() == (tok_dir / "vocab.txt").read_bytes()
 
@@ -187,7 +195,7 @@ def test_pair_encoding_matches_reference_tokenizers(tok_dir, sst2):
     from tokenizers import BertWordPieceTokenizer
     from transformers import BertTokenizerFast
 
-    tok = finetune_cli.load_tokenizer(tok_dir, ft.Pretrained(CFG, {}, None))[0]
+    tok = fd.load_tokenizer(tok_dir, ft.Pretrained(CFG, {}, None))[0]
     ex = [fd.Example(a, b, "x") for (a, _), (b, _) in zip(sst2[0:20], sst2[20:40])]
     # No truncation: the tokenizer's own BERT post-processor is the reference.
     ref = BertWordPieceTokenizer(str(tok_dir / "vocab.txt"), lowercase=True)
@@ -215,12 +223,14 @@ def test_label_map_split_metrics_and_schedule():
     tr, ev = fd.split_train_eval(100, 0.2, seed=5)
     assert len(ev) == 20 and sorted(np.concatenate([tr, ev]).tolist()) == list(range(100))
     tr2, ev2 = fd.split_train_eval(100, 0.2, seed=5)
+    with pytest.raises(UserError, match="--select-fraction must be in"):
+        fd.split_train_eval(100, 1.0, seed=5, flag="--select-fraction")
     assert np.array_equal(ev, ev2) and not np.array_equal(ev, fd.split_train_eval(100, 0.2, 6)[1])
     # Longest-first: the shorter side is kept when under half the budget; B wins a tie.
     assert fd.truncate_pair(30, 5, 21) == (16, 5) and fd.truncate_pair(11, 11, 21) == (10, 11)
     assert fd.truncate_pair(20, 15, 21) == (11, 10) and fd.truncate_pair(40, 0, 126) == (40, 0)
     # Hand-computed: class 0 F1 = 2/3, class 1 F1 = 4/5.
-    m = ft.classification_metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2)
+    m = fm.classification_metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2)
     assert m["accuracy"] == 0.75 and m["macro_f1"] == pytest.approx((2 / 3 + 4 / 5) / 2)
     sched = ft.LinearWarmup(total_steps=10, warmup_steps=2)
     assert [sched(s) for s in (0, 1, 2, 6, 10)] == [0.0, 0.5, 1.0, 0.5, 0.0]

@@ -1,0 +1,185 @@
+"""One run of the fine-tuning protocol, and the choices made from a grid of runs.
+
+A run is one (arm, lr, seed): ``epochs`` epochs on the training rows, each followed by an
+evaluation on the selection rows (held out of the training file) and on dev. Choices use the
+selection rows only: a run's epoch is the one with the best selection metric (the earliest on a
+tie), an arm's LR the one whose runs have the best mean selection metric over seeds (the first in
+grid order on a tie). Dev metrics are recorded for every epoch, for the record, and reported at
+those choices; no choice reads them.
+
+Pairing: everything random in a run is drawn from its seed through independent streams
+(:func:`pretrain.finetune.derive_seed`): the head init, the batch order and the dropout masks do
+not depend on the arm, so at one seed the pretrained and the random-init run differ only in the
+encoder's starting weights. Each record carries fingerprints of its head init and batch order so
+this can be checked after the fact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pretrain import finetune as ft
+from pretrain.config import BertConfig
+from pretrain.finetune_data import Encoded
+from pretrain.finetune_metrics import logit_metrics, mean_std
+
+ARMS = ("pretrained", "random")
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """Training settings shared by every run (the LR and seed vary per run)."""
+
+    epochs: int = 3
+    batch_size: int = 32
+    warmup: float = 0.1  # fraction of all steps
+    weight_decay: float = 0.01
+    freeze_encoder: bool = False
+    group_by_length: bool = True
+    eval_batch_size: int = 128
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Encoded rows: ``train`` (fitted), ``select`` (held out of the training file, for every
+    choice) and ``dev`` (reported, never chosen on)."""
+
+    train: Encoded
+    select: Encoded
+    dev: Encoded
+    num_labels: int
+
+
+def fingerprint(*arrays) -> str:
+    """16 hex digits of the sha256 of the arrays' bytes (to compare, not to secure)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def run_one(
+    splits: Splits,
+    cfg: BertConfig,
+    encoder_state: dict | None,
+    arm: str,
+    lr: float,
+    seed: int,
+    hp: Hyper,
+    metric: str,
+    device: torch.device,
+    keep_best: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> tuple[dict, dict | None]:
+    """Train one run; returns ``(record, best_state)``.
+
+    ``encoder_state`` is the pretrained encoder (``None``: random init, the ``random`` arm);
+    ``metric`` names the selection metric (a key of :func:`logit_metrics`). The record holds
+    every epoch's train loss and selection and dev metrics, the chosen ``best_epoch`` with its
+    ``select`` and ``dev`` values of ``metric``, wall ``seconds``, and fingerprints
+    (``head_init``, ``batch_order``: 16 hex digits of sha256) of what must be equal across
+    arms at one seed. ``best_state`` is the CPU state_dict of the best epoch when ``keep_best``.
+    """
+    t0 = time.time()
+    model = ft.build_classifier(cfg, splits.num_labels, encoder_state, seed).to(device)
+    head_init = fingerprint(model.classifier.weight.detach().cpu().numpy())
+    if hp.freeze_encoder:
+        ft.freeze_encoder(model)
+    steps_per_epoch = -(-len(splits.train) // hp.batch_size)
+    total = steps_per_epoch * hp.epochs
+    optimizer = ft.make_optimizer(model, lr, hp.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, ft.LinearWarmup(total, round(hp.warmup * total))
+    )
+    order_rng = np.random.default_rng(ft.derive_seed(seed, "order"))
+    torch.manual_seed(ft.derive_seed(seed, "dropout"))  # dropout masks: same for both arms
+    order_hash = hashlib.sha256()
+    epochs, best, best_state, step = [], None, None, 0
+    for epoch in range(1, hp.epochs + 1):
+        order = ft.epoch_batches(splits.train, hp.batch_size, order_rng, hp.group_by_length)
+        order_hash.update(np.concatenate(order).tobytes())
+        tr = ft.train_epoch(
+            model, splits.train, optimizer, scheduler, hp.batch_size, None, device, order=order
+        )
+        step += tr.pop("steps")
+        row = {"epoch": epoch, "step": step, **tr}
+        for name, data in (("select", splits.select), ("dev", splits.dev)):
+            logits = ft.predict(model, data, hp.eval_batch_size, device)
+            row[name] = logit_metrics(logits, data.labels)
+        epochs.append(row)
+        if best is None or row["select"][metric] > best["select"][metric]:
+            best = row
+            if keep_best:
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        if on_epoch:
+            on_epoch(row)
+    record = {
+        "arm": arm,
+        "lr": lr,
+        "seed": seed,
+        "epochs": epochs,
+        "best_epoch": best["epoch"],
+        "select": best["select"][metric],
+        "dev": best["dev"][metric],
+        "seconds": round(time.time() - t0, 2),
+        "head_init": head_init,
+        "batch_order": order_hash.hexdigest()[:16],
+    }
+    return record, best_state
+
+
+def best_epoch(epochs: list[dict], metric: str) -> dict:
+    """The epoch row with the highest selection ``metric`` (the earliest on a tie)."""
+    return epochs[int(np.argmax([e["select"][metric] for e in epochs]))]
+
+
+def choose(runs: list[dict], metric: str) -> dict:
+    """Per arm: the LR, and per seed the epoch, chosen on selection metrics alone.
+
+    ``runs``: records of :func:`run_one` (any arms, LRs, seeds; each (arm, lr) should have the
+    same seeds). Returns ``{arm: {"lr", "by_lr": [{"lr", "select"}: mean selection metric of
+    each LR, in grid order], "runs": {seed: {"epoch", "select", "dev", plus every dev metric as
+    "dev_<name>"}}, "dev": mean_std of dev ``metric`` over seeds}}``.
+    """
+    out = {}
+    for arm in dict.fromkeys(r["arm"] for r in runs):
+        mine = [r for r in runs if r["arm"] == arm]
+        by_lr: dict[float, list[float]] = {}
+        for r in mine:
+            by_lr.setdefault(r["lr"], []).append(best_epoch(r["epochs"], metric)["select"][metric])
+        means = {lr: float(np.mean(v)) for lr, v in by_lr.items()}
+        lr = max(means, key=lambda k: means[k])  # max() keeps the first of equal means
+        chosen = {}
+        for r in sorted((r for r in mine if r["lr"] == lr), key=lambda r: r["seed"]):
+            e = best_epoch(r["epochs"], metric)
+            chosen[r["seed"]] = {
+                "epoch": e["epoch"],
+                "select": e["select"][metric],
+                "dev": e["dev"][metric],
+                **{f"dev_{k}": v for k, v in e["dev"].items()},
+            }
+        out[arm] = {
+            "lr": lr,
+            "by_lr": [{"lr": k, "select": v} for k, v in means.items()],
+            "runs": chosen,
+            "dev": mean_std(c["dev"] for c in chosen.values()),
+        }
+    return out
+
+
+def paired(choice: dict, a: str = "pretrained", b: str = "random") -> dict | None:
+    """Dev metric of arm ``a`` minus arm ``b`` at each seed both have, each at its own chosen LR
+    and epoch: ``{"by_seed": {seed: diff}, **mean_std, "positive": seeds with diff > 0}``;
+    ``None`` unless both arms ran."""
+    if a not in choice or b not in choice:
+        return None
+    ra, rb = choice[a]["runs"], choice[b]["runs"]
+    diffs = {s: ra[s]["dev"] - rb[s]["dev"] for s in ra if s in rb}
+    stats = mean_std(diffs.values())
+    return {"by_seed": diffs, **stats, "positive": sum(d > 0 for d in diffs.values())}
