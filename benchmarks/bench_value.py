@@ -109,26 +109,31 @@ def seconds_per_step(run: Path, out: Path, args) -> float:
 def pretrain(run: Path, work: Path, args) -> tuple[Path, dict]:
     """Train N minutes; returns (output dir, facts for the table)."""
     out = work / f"pretrain-{args.minutes}min"
-    per_step = seconds_per_step(run, work / "calibration", args)
-    budget = args.minutes * 60
-    # Start-up (imports, first shard load, final eval) is not in the per-step figure: keep 5%.
-    total = max(10, int(0.95 * budget / per_step))
-    print(f"calibration: {per_step:.3f} s/step -> --total-steps {total} for {args.minutes} min")
-    shutil.rmtree(out, ignore_errors=True)
-    t0 = time.perf_counter()
-    bertprep(
-        "train", "--data", str(run / "seq128"), "--model", args.model, "--recipe", args.recipe,
-        "--threads", str(args.threads), "--output", str(out), "--total-steps", str(total),
-        "--time-budget", str(budget), "--eval-every", str(max(1, total // 10)),
-        "--checkpoint-every", str(total), "--keep-last", "1",
-    )  # fmt: skip
-    wall = time.perf_counter() - t0
+    facts_file = out / "bench-facts.json"
+    if args.reuse_pretraining and facts_file.is_file():  # e.g. after a failed fine-tuning step
+        facts = json.loads(facts_file.read_text())
+    else:
+        per_step = seconds_per_step(run, work / "calibration", args)
+        budget = args.minutes * 60
+        # Start-up, the 5 evaluations and the final one are not in the per-step figure: 8%.
+        total = max(10, int(0.92 * budget / per_step))
+        print(f"calibration: {per_step:.3f} s/step -> --total-steps {total} for {args.minutes} min")
+        shutil.rmtree(out, ignore_errors=True)
+        t0 = time.perf_counter()
+        bertprep(
+            "train", "--data", str(run / "seq128"), "--model", args.model, "--recipe",
+            args.recipe, "--threads", str(args.threads), "--output", str(out), "--total-steps",
+            str(total), "--time-budget", str(budget), "--eval-every", str(max(1, total // 5)),
+            "--checkpoint-every", str(total), "--keep-last", "1",
+        )  # fmt: skip
+        facts = {"seconds_per_step": per_step, "planned_steps": total,
+                 "train_wall_s": time.perf_counter() - t0}  # fmt: skip
+        facts_file.write_text(json.dumps(facts) + "\n")
     rows = _rows(out / "metrics.jsonl")
     steps = [r for r in rows if "loss" in r]
     evals = [r for r in rows if "eval_mlm_loss" in r]
-    facts = {"seconds_per_step": per_step, "planned_steps": total, "steps": steps[-1]["step"],
-             "train_wall_s": wall, "sequences": steps[-1]["step"] * _batch(args),
-             "eval": evals[-1] if evals else {}, "curve": evals}  # fmt: skip
+    facts.update(steps=steps[-1]["step"], sequences=steps[-1]["step"] * _batch(args),
+                 eval=evals[-1] if evals else {}, curve=evals)  # fmt: skip
     facts.update(unigram(run))
     return out, facts
 
@@ -166,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr-grid", default="1e-4,3e-4,1e-3,3e-3", help="fine-tuning LRs, both arms")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--reuse-pretraining",
+        action="store_true",
+        help="keep WORK/pretrain-Nmin of an earlier run of the same N (fine-tuning again)",
+    )
     args = p.parse_args(argv)
     if not SHARED.is_dir():
         sys.exit(f"bench_value: needs the shared corpora at {SHARED}")
@@ -174,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     run = build(work, args.vocab_size)
     out, facts = pretrain(run, work, args)
     model = work / f"export-{args.minutes}min"
-    bertprep("export", str(out), str(model), "--overwrite")
+    bertprep("export", str(out), str(model), "--vocab-dir", str(run / "vocab"), "--overwrite")
     results = {t: finetune(model, work, t, args) for t in args.tasks.split(",")}
     report = {"minutes": args.minutes, "pretraining": facts, "glue": results, "args": vars(args)}
     (work / f"value-{args.minutes}min.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -242,7 +242,7 @@ class Run:
                     reason = "SIGTERM" if signalled else "time budget"
                     break
             self.save()
-            if reason == "done":
+            if reason != "SIGTERM":  # a time budget is a planned end: evaluate as at the last step
                 self._evaluate(log)
         finally:
             log.close()

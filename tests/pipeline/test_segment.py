@@ -98,7 +98,8 @@ def crude_wiki_paragraphs(wikitext: str) -> list[str]:
 def wiki_paragraphs(shared: Path) -> list[tuple[str, str]]:
     """(file name, paragraph) for every non-redirect page of every shared Wikipedia sample."""
     out = []
-    for path in sorted((shared / "wikipedia").iterdir()):
+    # files only: wikipedia/multistream/ (a dump and its index) is test_multistream's
+    for path in sorted(p for p in (shared / "wikipedia").iterdir() if p.is_file()):
         handle = bz2.open(path, "rb") if path.suffix == ".bz2" else open(path, "rb")
         with handle:
             try:
