@@ -15,7 +15,8 @@ def test_fast_demo_end_to_end(tmp_path, capsys):
     run = tmp_path / "demo"
     assert demo.main(["--output", str(run), "--fast"]) == 0
     out = capsys.readouterr().out
-    assert "SST-2 eval accuracy" in out and "time total" in out
+    assert "SST-2 dev accuracy over 1 paired seed(s)" in out and "time total" in out
+    assert "pretrained - random: " in out
     for stage in ("extract", "segment", "vocab", "instances"):  # build's stages, timed
         assert f"  time {stage}: " in out, out[-3000:]
     for phase in ("seq128", "seq512"):
@@ -26,9 +27,10 @@ def test_fast_demo_end_to_end(tmp_path, capsys):
         assert list((run / phase / "checkpoints").glob("ckpt-*.pt"))
     model, info = BertForPreTraining.from_pretrained(run / "export", output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"]
-    for name in ("finetune", "finetune-random"):
-        summary = json.loads((run / name / "summary.json").read_text())
-        assert 0.0 <= summary["eval_accuracy"] <= 1.0
-        assert (run / name / "best" / "model.safetensors").exists()
+    summary = json.loads((run / "finetune" / "summary.json").read_text())
+    assert 0.0 <= summary["eval_accuracy"] <= 1.0
+    assert (run / "finetune" / "best" / "model.safetensors").exists()
+    res = json.loads((run / "compare" / "results.json").read_text())
+    assert res["complete"] and set(res["choice"]) == {"pretrained", "random"}
     html = (run / "report" / "report.html").read_text()
     assert "<img" in html and len(list((run / "report" / "figures").glob("*.png"))) >= 6
