@@ -29,6 +29,8 @@ whatever the runner, the worker count or bundle retries.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
@@ -138,7 +140,7 @@ def latest(stamps) -> str:
     return max(stamps, default="")
 
 
-def duplicate_losers(item: tuple[str, list[str]]):
+def duplicate_losers(item: tuple[str, Iterable[str]]):
     """For one text hash, map every id but the smallest to the smallest (the winner)."""
     _, ids = item
     ids = sorted(set(ids))
