@@ -21,6 +21,7 @@ saves models only with ``save_best``: ``best/<arm>-seed<S>/`` at each arm's chos
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -77,6 +78,7 @@ class Plan:
     split_seed: int = 0
     device: torch.device = torch.device("cpu")
     save_best: bool = False
+    reuse_random: Path | None = None
 
     @property
     def single(self) -> bool:
@@ -159,6 +161,47 @@ def _save(state: dict, model_cfg, id2label, tok_files, out_dir: Path) -> None:
     ft.save_classifier(model, id2label, tok_files, out_dir)
 
 
+def random_key(plan: Plan, splits: Splits, cfg, info: dict) -> str:
+    """What a random-init run depends on, hashed: the encoded rows of every split (so the
+    tokenizer and the split seed), the architecture, the hyperparameters, the metric, the
+    device and the torch version. Not the pretrained weights: that arm never sees them."""
+    arrays = [
+        a
+        for part in (splits.train, splits.select, splits.dev)
+        for a in (part.input_ids, part.token_type_ids, part.attention_mask, part.labels)
+    ]
+    facts = {
+        "rows": fingerprint(*arrays),
+        "config": cfg.to_dict(),
+        "hyper": asdict(plan.hyper),
+        "max_seq_length": plan.max_seq_length,
+        "metric": plan.metric,
+        "device": plan.device.type,
+        "torch": torch.__version__,
+        "split": info["split_fingerprint"],
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def reusable_random_runs(path: Path, key: str) -> dict[tuple[float, int], dict]:
+    """``(lr, seed) -> record`` of the random-init runs in an earlier ``results.json`` made
+    with the same :func:`random_key` (same rows, architecture, hyperparameters, device).
+
+    Raises:
+        UserError: unreadable file, or one made under a different key.
+    """
+    try:
+        earlier = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UserError(f"--reuse-random {path}: cannot read it as results.json ({e})") from None
+    if earlier.get("random_key") != key:
+        raise UserError(
+            f"--reuse-random {path}: made with other data, architecture, hyperparameters or "
+            "device (its random_key differs); random-init runs can be reused only unchanged"
+        )
+    return {(r["lr"], r["seed"]): r for r in earlier.get("runs", []) if r["arm"] == "random"}
+
+
 def run_plan(plan: Plan) -> dict:
     """Run every (arm, LR, seed) of ``plan``, choose, write the outputs; returns the results
     (what ``results.json`` holds).
@@ -181,6 +224,10 @@ def run_plan(plan: Plan) -> dict:
     print(_describe(plan, info, id2label), flush=True)
     majority_id, _ = majority_baseline(splits.train.labels)
     hp = plan.hyper
+    key = random_key(plan, splits, cfg, info)
+    reuse = {}
+    if plan.reuse_random is not None:
+        reuse = reusable_random_runs(plan.reuse_random, key)
     results = {
         "task": plan.source.task.name if plan.source.task else None,
         "metric": plan.metric,
@@ -203,6 +250,8 @@ def run_plan(plan: Plan) -> dict:
         },
         "device": str(plan.device),
         "torch_threads": torch.get_num_threads(),
+        "random_key": key,
+        "reused_random_from": str(plan.reuse_random) if reuse else None,
         "runs": [],
         "complete": False,
     }
@@ -210,6 +259,10 @@ def run_plan(plan: Plan) -> dict:
     for seed in plan.seeds:  # seeds outermost: a stopped grid has whole seeds of every arm
         for lr in plan.lrs:
             for arm in plan.arms:
+                if arm == "random" and (lr, seed) in reuse:  # deterministic: same record
+                    results["runs"].append({**reuse[(lr, seed)], "reused": True})
+                    print(report.run_line(reuse[(lr, seed)], plan.metric, hp.epochs) + " (reused)")
+                    continue
                 state = pretrained.encoder_state if arm == "pretrained" else None
                 on_epoch = report.print_epoch(plan.metric) if plan.single else None
                 record, best = run_one(

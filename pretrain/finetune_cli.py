@@ -114,6 +114,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="grids: save each arm's chosen models in OUTPUT/best/",
     )
+    p.add_argument(
+        "--reuse-random",
+        metavar="RESULTS_JSON",
+        help="take the random-init runs from an earlier results.json made with the same rows, "
+        "architecture, hyperparameters and device (checked by its random_key) instead of "
+        "training them again: comparing several pretrained models costs one random arm",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
 
@@ -195,6 +202,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         raise UserError("--lr must be > 0")
     if args.split_seed < 0:
         raise UserError("--split-seed must be >= 0")
+    if args.reuse_random and (args.save_best or not args.compare_random):
+        raise UserError("--reuse-random goes with --compare-random and without --save-best")
     source = _source(args)
     metric = args.metric or (source.task.metric if source.task else "accuracy")
     arms = (
@@ -228,6 +237,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         split_seed=args.split_seed,
         device=_device(args.device),
         save_best=args.save_best,
+        reuse_random=Path(args.reuse_random) if args.reuse_random else None,
     )
     compare.run_plan(plan)
     return 0

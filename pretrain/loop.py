@@ -242,7 +242,9 @@ class Run:
                     reason = "SIGTERM" if signalled else "time budget"
                     break
             self.save()
-            if reason != "SIGTERM":  # a time budget is a planned end: evaluate as at the last step
+            # A time budget is a planned end: evaluate as at the last step (once: not again
+            # when --eval-every just did at this step).
+            if reason != "SIGTERM" and self._evaluated_at != self.step:
                 self._evaluate(log)
         finally:
             log.close()
@@ -280,7 +282,10 @@ class Run:
             row["nsp_loss"], row["nsp_acc"] = r.nsp_loss, r.nsp_acc
         return row
 
+    _evaluated_at: int | None = None
+
     def _evaluate(self, log: MetricsLog) -> None:
+        self._evaluated_at = self.step
         if not self.shards.validation:
             return
         loader = ValidationLoader(

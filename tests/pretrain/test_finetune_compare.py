@@ -222,6 +222,34 @@ def test_grid_end_to_end(tmp_path, model_dir, sst2_dir, capsys):
     assert not (out / "best").exists() and not (out / "runs").exists()  # no --save-best
 
 
+def test_reused_random_runs_are_the_runs_a_rerun_gives(tmp_path, model_dir, sst2_dir, capsys):
+    def run(out, *extra):
+        argv = ["finetune", "--model", str(model_dir), "--task", "sst2", "--glue-dir",
+                str(sst2_dir), "--output", str(tmp_path / out), "--lr", "1e-3", "--seeds", "2",
+                "--compare-random", "--epochs", "1", "--batch-size", "16",
+                "--max-seq-length", "64", *extra]  # fmt: skip
+        code = main(argv)
+        return code, (tmp_path / out / "results.json")
+
+    first = run("first")[1]
+    again = json.loads(run("again")[1].read_text())  # trained afresh: determinism
+    code, reused_file = run("reused", "--reuse-random", str(first))
+    assert code == 0
+    reused = json.loads(reused_file.read_text())
+    keep = ("arm", "lr", "seed", "epochs", "best_epoch", "select", "dev", "head_init")
+
+    def random_runs(res):
+        return [{k: r[k] for k in keep} for r in res["runs"] if r["arm"] == "random"]
+
+    assert random_runs(reused) == random_runs(again) != []
+    assert all(r.get("reused") for r in reused["runs"] if r["arm"] == "random")
+    assert not any(r.get("reused") for r in reused["runs"] if r["arm"] == "pretrained")
+    assert reused["random_key"] == again["random_key"] and reused["paired"] == again["paired"]
+    assert "(reused)" in capsys.readouterr().out
+    code, _ = run("other", "--reuse-random", str(first), "--warmup", "0.2")  # other hyper
+    assert code == 2 and "random_key differs" in capsys.readouterr().err
+
+
 def test_user_mistakes_are_one_line_errors(tmp_path, model_dir, sst2_dir, capsys):
     base = ["finetune", "--model", str(model_dir), "--output", str(tmp_path / "o")]
     cases = [
