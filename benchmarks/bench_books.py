@@ -4,7 +4,7 @@ Usage: .venv/bin/python benchmarks/bench_books.py [--repeat N] [BOOK_DIR]
 
 Reads every ``*.txt`` under BOOK_DIR (default ../shared/corpora/books/gutenberg, the 17 books)
 into memory first, so the figures exclude disk I/O. Prints MB/s (input bytes, 10^6) per stage
-and for the whole of :func:`pipeline.books.read_book`, best and median over N runs, single
+and for the whole of :func:`pipeline.extract.books.read_book`, best and median over N runs, single
 process, CPU time of this process.
 """
 

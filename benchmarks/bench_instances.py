@@ -45,8 +45,9 @@ class Clock:
 def prepare(out_dir: Path, copies: int) -> list[Path]:
     """Write the books in the classic format, ``copies`` distinct files."""
     sys.path.insert(0, str(ROOT))
-    from pipeline.classic_format import write_documents
     from tests.pipeline.test_instance_stats import book_sentences
+
+    from pipeline.instances.classic_format import write_documents
 
     books = book_sentences(SHARED / "books" / "gutenberg", SHARED / "nltk_data")
     paths = []
@@ -60,10 +61,10 @@ def prepare(out_dir: Path, copies: int) -> list[Path]:
 def run(paths: list[Path], instances_path: bool, seq: int, pred: int) -> tuple[int, Clock]:
     clock = Clock()
     w0, c0 = time.perf_counter(), time.process_time()
-    from pipeline import instances as inst_mod
-    from pipeline.classic_format import read_file
-    from pipeline.fast_tokenize import FastWordPiece
-    from pipeline.instances import FlatDoc, InstanceConfig, VocabInfo, build_group_batches
+    from pipeline.instances import builder as inst_mod
+    from pipeline.instances.builder import FlatDoc, InstanceConfig, VocabInfo, build_group_batches
+    from pipeline.instances.classic_format import read_file
+    from pipeline.instances.tokenize import FastWordPiece
 
     vocab_path = str(ROOT / "corpus" / "vocab" / "bert-base-uncased-vocab.txt")
     fw = FastWordPiece.from_vocab_file(vocab_path, lowercase=True)

@@ -22,8 +22,8 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from pipeline import multistream as ms
-from pipeline.recompress import recompress
+from pipeline.extract.wiki import multistream as ms
+from pipeline.extract.wiki.recompress import recompress
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = ROOT.parent / "shared" / "corpora" / "wikipedia" / "wp2txt_testdata_en.xml.bz2"

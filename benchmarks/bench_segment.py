@@ -3,7 +3,7 @@
 One process, one core, CPU time (``time.process_time``), so other load on the machine does
 not distort the rate. Units: every paragraph of the 17 shared books, the SST-2 dev
 sentences, and the shared Wikipedia pages (markup stripped by regex), read exactly as in
-``tests/pipeline/test_segment.py``. MB = 10**6 UTF-8 bytes of paragraph text.
+``tests/pipeline/segment/test_segment.py``. MB = 10**6 UTF-8 bytes of paragraph text.
 
 - NLTK: ``nltk.sent_tokenize(paragraph)`` warm (its cached tokenizer loaded by a first
   call), parameters from ``../shared/corpora/nltk_data`` (byte-identical to ours).
@@ -26,9 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.punkt_params import DEFAULT_TRAIN_CHARS, train_params  # noqa: E402
-from pipeline.segment import get_splitter, segment_document  # noqa: E402
 from tests.pipeline.test_segment import book_paragraphs, shared_units  # noqa: E402
+
+from pipeline.segment.punkt_params import DEFAULT_TRAIN_CHARS, train_params  # noqa: E402
+from pipeline.segment.segment import get_splitter, segment_document  # noqa: E402
 
 
 def _rate(func, units: list[str]) -> tuple[float, list]:

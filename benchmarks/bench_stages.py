@@ -2,7 +2,7 @@
 
 Extracts ../shared/corpora (17 books + the 7 Wikipedia samples) once, then times, with 1 and 2
 worker processes: `bertprep segment` (MB of document text per second, wall) and the Beam word
-counting of `bertprep vocab` (`vocab_cli.count_words`, MB/s wall), and the WordPiece training
+counting of `bertprep vocab` (`cli.count_words`, MB/s wall), and the WordPiece training
 from those counts at 30522 entries (s, in-process).
 
 Usage: .venv/bin/python benchmarks/bench_stages.py
@@ -35,7 +35,7 @@ def bertprep(*args: str) -> float:
 
 
 def main() -> None:
-    from pipeline import vocab_cli, wordpiece
+    from pipeline.vocab import cli, wordpiece
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-stages-"))
     try:
@@ -69,9 +69,7 @@ def main() -> None:
         (run / "vocab").mkdir(exist_ok=True)
         for workers in (1, 2):
             t0 = time.perf_counter()
-            counts = vocab_cli.count_words(
-                str(run), True, None, ["--direct_num_workers", str(workers)]
-            )
+            counts = cli.count_words(str(run), True, None, ["--direct_num_workers", str(workers)])
             wall = time.perf_counter() - t0
             print(
                 f"word counting in Beam, {workers} worker(s): {wall:5.1f} s = "

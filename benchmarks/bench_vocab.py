@@ -32,15 +32,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.vocab_files import (  # noqa: E402
+from pipeline.vocab.files import (  # noqa: E402
     build_tokenizer,
     counts_tsv_bytes,
     read_counts,
     tokenizer_from_vocab,
     vocab_report,
 )
-from pipeline.word_counts import count_words, make_pretokenizer  # noqa: E402
-from pipeline.wordpiece import WordPieceConfig, train_wordpiece  # noqa: E402
+from pipeline.vocab.word_counts import count_words, make_pretokenizer  # noqa: E402
+from pipeline.vocab.wordpiece import WordPieceConfig, train_wordpiece  # noqa: E402
 
 HELDOUT_BOOKS = ("1342.txt", "219.txt")  # Pride and Prejudice, Heart of Darkness
 WIKI_FILES = (

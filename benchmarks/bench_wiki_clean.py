@@ -29,12 +29,13 @@ DEFAULT_FILE = ROOT.parent / "shared" / "corpora" / "wikipedia" / "wp2txt_testda
 def run_ours(path: str, out_dir: str) -> dict:
     """Child-process body: read + clean ``path``, write JSON lines, print counts as JSON."""
     sys.path.insert(0, str(ROOT))
-    from pipeline import wiki_clean, wiki_xml
-    from pipeline.records import Document
-    from pipeline.wikipedia import extract_wikipedia
+    from pipeline.common.records import Document
+    from pipeline.extract.wiki import clean as wiki_clean
+    from pipeline.extract.wiki import xml_reader
+    from pipeline.extract.wiki.dump import extract_wikipedia
 
     wiki_clean.configure()
-    with wiki_xml.open_local(path) as fh, open(Path(out_dir) / "ours.jsonl", "w") as out:
+    with xml_reader.open_local(path) as fh, open(Path(out_dir) / "ours.jsonl", "w") as out:
         records = extract_wikipedia(fh, Path(path).name)
         for rec in records:
             if isinstance(rec, Document):
@@ -47,9 +48,9 @@ def run_ours(path: str, out_dir: str) -> dict:
 def xml_bytes(path: str) -> int:
     """Decompressed size of ``path`` (measured outside the timed runs)."""
     sys.path.insert(0, str(ROOT))
-    from pipeline import wiki_xml
+    from pipeline.extract.wiki import xml_reader
 
-    with wiki_xml.open_local(path) as fh:
+    with xml_reader.open_local(path) as fh:
         return sum(len(b) for b in iter(lambda: fh.read(1 << 20), b""))
 
 

@@ -15,7 +15,7 @@ import importlib
 import sys
 from dataclasses import dataclass
 
-from bertprep.errors import DryRun, UserError
+from ground.errors import DryRun, UserError
 
 
 @dataclass(frozen=True)
@@ -30,31 +30,31 @@ class Stage:
 # Stages appear here as they land: instances, build, train, export, import, finetune, report.
 STAGES: dict[str, Stage] = {
     "extract": Stage(
-        "pipeline.extract_cli",
+        "pipeline.extract.cli",
         "raw Wikipedia dumps, books and corpora -> clean documents (RUN/docs)",
         beam=True,
     ),
     "recompress": Stage(
-        "pipeline.recompress_cli",
+        "pipeline.extract.wiki.recompress_cli",
         "turn a plain .xml.bz2 dump into a multistream .xml.bz2 plus its index",
     ),
-    "segment": Stage("pipeline.segment_cli", "documents -> sentences (RUN/sentences)", beam=True),
+    "segment": Stage("pipeline.segment.cli", "documents -> sentences (RUN/sentences)", beam=True),
     "vocab": Stage(
-        "pipeline.vocab_cli", "train or import a WordPiece vocab (RUN/vocab)", beam=True
+        "pipeline.vocab.cli", "train or import a WordPiece vocab (RUN/vocab)", beam=True
     ),
     "instances": Stage(
-        "pipeline.instances_cli",
+        "pipeline.instances.cli",
         "sentences -> masked-LM/NSP HDF5 shards (RUN/seq128, RUN/seq512)",
         beam=True,
     ),
     "build": Stage(
-        "pipeline.build_cli", "every data stage from raw inputs to verified shards", beam=True
+        "pipeline.build", "every data stage from raw inputs to verified shards", beam=True
     ),
     "train": Stage("pretrain.train", "pretrain BERT on shards (MLM + NSP), torchrun-ready"),
     "export": Stage("pretrain.export_cli", "checkpoint -> transformers BERT directory"),
     "import": Stage("pretrain.import_cli", "transformers BERT directory -> checkpoint"),
     "finetune": Stage("pretrain.finetune_cli", "fine-tune a sentence(-pair) classifier"),
-    "report": Stage("pipeline.report_cli", "HTML report with plots of a run directory"),
+    "report": Stage("bertprep.report.cli", "HTML report with plots of a run directory"),
     "shards": Stage("sharding.cli", "verify or inspect a shard directory"),
 }
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 
 
 class AdamW(torch.optim.AdamW):

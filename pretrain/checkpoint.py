@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "step", "phase", "model")

@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bertprep.errors import UserError
+from ground.atomic import write_text
+from ground.errors import UserError
 from pretrain import compare_report as report
 from pretrain import finetune as ft
 from pretrain import finetune_data as fd
-from pretrain.atomic import write_text
 from pretrain.finetune_metrics import constant_metrics, majority_baseline
 from pretrain.finetune_runs import Hyper, Splits, choose, fingerprint, paired, run_one
 from pretrain.glue import Task

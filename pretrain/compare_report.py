@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pretrain.atomic import write_text
+from ground.atomic import write_text
 from pretrain.finetune_metrics import LABELS, mean_std
 
 

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 
 # Keys an HF config.json carries that do not change the architecture we build.
 _HF_IGNORED_KEYS = frozenset(
@@ -147,7 +147,7 @@ class BertConfig:
 
     def to_json(self, path: str | os.PathLike) -> None:
         """Write the config as indented JSON, atomically (temp file + rename)."""
-        from pretrain.atomic import write_text
+        from ground.atomic import write_text
 
         write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 

@@ -15,7 +15,7 @@ CPU tensors::
 :class:`PretrainLoader` iterates forever over epochs; its :meth:`~PretrainLoader.state_dict`
 (epoch, position in the epoch's shard order, micro-batches consumed there) is the same on every
 rank, so the trainer saves rank 0's and every rank loads it. Unmasked shards are masked on the
-fly by :mod:`pretrain.masking` (mask = function of seed, epoch, sample id).
+fly by :mod:`pretrain.collate` (mask = function of seed, epoch, sample id).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import torch
 
-from bertprep.errors import UserError
-from pretrain import binning, masking
+from ground.errors import UserError
+from pretrain import binning, collate
 from sharding import schema
 from sharding.reader import ShardReader, ShardSet
 
@@ -60,7 +60,7 @@ def masked_token_count(batches: dict | Sequence[dict]) -> int:
     all-reduces this over ranks to normalise the MLM loss of a global batch."""
     if isinstance(batches, dict):
         batches = [batches]
-    return int(sum(int((b["masked_lm_labels"] != masking.IGNORE_INDEX).sum()) for b in batches))
+    return int(sum(int((b["masked_lm_labels"] != collate.IGNORE_INDEX).sum()) for b in batches))
 
 
 def load_shard(reader: ShardReader, vocab_size: int | None = None) -> dict[str, np.ndarray]:
@@ -129,7 +129,7 @@ class PretrainLoader:
         prefetch: bool = True,
         max_predictions: int | None = None,
         vocab_size: int | None = None,
-        mask_prob: float = masking.MASK_PROB,
+        mask_prob: float = collate.MASK_PROB,
     ):
         self.shards = _open(shards)
         _check_ranks(world_size, rank, micro_batch)
@@ -161,7 +161,7 @@ class PretrainLoader:
         self.micro_batch = micro_batch
         self.bin_size, self.pad_to_longest = bin_size, pad_to_longest or bin_size is not None
         self.vocab_size = vocab_size
-        self.masker = None if self.shards.masked else masking.DynamicMasker(
+        self.masker = None if self.shards.masked else collate.DynamicMasker(
             self.shards, seed, max_predictions, mask_prob
         )  # fmt: skip
         self.epoch, self.shard_pos, self.offset = 0, 0, 0
@@ -264,7 +264,7 @@ class PretrainLoader:
                 plan, _ = self._plan(self.epoch, s, arrays)
                 while self.offset < len(plan):
                     rows = plan[self.offset]
-                    batch = masking.collate(
+                    batch = collate.collate(
                         arrays, rows, s << ROW_BITS, pad_to_longest=self.pad_to_longest,
                         masker=self.masker, epoch=self.epoch, name=self.readers[s].path.name,
                     )  # fmt: skip
@@ -308,7 +308,7 @@ class ValidationLoader:
         pad_to_longest: bool = False,
         max_predictions: int | None = None,
         vocab_size: int | None = None,
-        mask_prob: float = masking.MASK_PROB,
+        mask_prob: float = collate.MASK_PROB,
     ):
         self.shards = _open(shards)
         _check_ranks(world_size, rank, micro_batch)
@@ -316,7 +316,7 @@ class ValidationLoader:
         self.pad_to_longest = pad_to_longest
         self.readers = self.shards.validation
         self.vocab_size = vocab_size
-        self.masker = None if self.shards.masked else masking.DynamicMasker(
+        self.masker = None if self.shards.masked else collate.DynamicMasker(
             self.shards, seed, max_predictions, mask_prob
         )  # fmt: skip
 
@@ -343,7 +343,7 @@ class ValidationLoader:
                 continue
             arrays = load_shard(reader, self.vocab_size)
             for i in range(0, len(rows), self.micro_batch):
-                yield masking.collate(
+                yield collate.collate(
                     arrays, rows[i : i + self.micro_batch], VALIDATION_ID_BASE + (s << ROW_BITS),
                     pad_to_longest=self.pad_to_longest, masker=self.masker, epoch=0,
                     name=reader.path.name,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 from pretrain.config import BertConfig
 from pretrain.model import pad_vocab, strip_vocab_padding
 

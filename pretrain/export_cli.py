@@ -28,7 +28,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 
 _VOCAB_CANDIDATES = ("vocab", "seq128", "seq512")
 

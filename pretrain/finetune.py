@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 from pretrain.checkpoint import load_checkpoint
 from pretrain.config import BertConfig
 from pretrain.finetune_data import Encoded

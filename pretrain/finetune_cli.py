@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 from pretrain import compare, glue
 from pretrain.finetune_metrics import METRICS
 from pretrain.finetune_runs import Hyper

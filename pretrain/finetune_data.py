@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 
 _FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
 

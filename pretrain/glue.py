@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 from pretrain.finetune_data import Example, ReadResult
 
 _MRPC_HEADER = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]

@@ -29,7 +29,7 @@ import json
 import re
 from pathlib import Path
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 
 # Generic transformers PretrainedConfig keys that say nothing about the architecture.
 _GENERIC_KEYS = frozenset(

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 
 
 def lamb_param_groups(model: nn.Module, weight_decay: float = 0.01) -> list[dict]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 
 
 def poly_warmup_lr(

@@ -116,7 +116,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def resolve(args: argparse.Namespace, world_size: int) -> dict:
     """Fill recipe defaults into a plain dict of training settings; validates them."""
-    from bertprep.errors import UserError
+    from ground.errors import UserError
 
     r = RECIPES[args.recipe][args.phase]
     s = {
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace, extra: list[str] | None = None) -> int:
     import torch
 
     from pretrain import dist
-    from pretrain.loop import Run
+    from pretrain.trainer import Run
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace, extra: list[str] | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m pretrain.train`` (what torchrun launches)."""
-    from bertprep.errors import UserError
+    from ground.errors import UserError
 
     parser = argparse.ArgumentParser(
         prog="pretrain.train",

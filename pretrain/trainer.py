@@ -1,189 +1,309 @@
-"""One optimizer step and one evaluation, written out: accumulation, AMP, DDP sync, LAMB.
+"""The training run: build everything, restore state, loop over steps, checkpoint, evaluate.
 
-The MLM loss of a step is the summed cross-entropy of every masked token of the *global* batch
-(all micro-batches, all ranks) divided by their count, and the NSP loss likewise per sequence,
-so the gradient does not depend on how the global batch is split into micro-batches or ranks.
-DDP averages gradients over ranks, so each rank's loss is multiplied by the world size.
-
-``nsp=False`` (shards built with ``--no-nsp``, whose labels are all 0): MLM loss only. The
-model gets no NSP labels, so no NSP term enters the loss or the gradient, and the NSP metrics
-are None (not a meaningless ~0 loss on constant labels).
+Reads top to bottom: :meth:`Run.__init__` builds model, optimizer, schedule, scaler and data;
+:meth:`Run.restore` applies ``--resume`` or ``--init-from``; :meth:`Run.train` loops.
 """
 
 from __future__ import annotations
 
-import contextlib
+import itertools
+import json
 import time
-from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from bertprep.errors import UserError
+from ground.errors import UserError
+from pretrain import checkpoint as ckpt
 from pretrain import dist
-
-PRECISIONS = ("fp32", "bf16", "fp16")
-
-
-@dataclass
-class StepResult:
-    """What one optimizer step measured (plain floats, summed over ranks where it matters).
-
-    ``nsp_loss``/``nsp_acc`` are None when the step trained without NSP.
-    """
-
-    loss: float
-    mlm_loss: float
-    mlm_acc: float
-    nsp_loss: float | None
-    nsp_acc: float | None
-    grad_norm: float
-    lr: float  # the rate this step's update used (the scheduler has since moved to the next)
-    sequences: int
-    tokens: int
-    seconds: float
-    skipped: bool
+from pretrain.adamw import AdamW, reset_adamw_steps
+from pretrain.config import BertConfig, preset
+from pretrain.data import PretrainLoader, ValidationLoader, check_compatible
+from pretrain.lamb import lamb_param_groups, make_lamb, reset_step_count
+from pretrain.metrics import MetricsLog
+from pretrain.model import BertForPreTraining
+from pretrain.schedule import poly_warmup_scheduler
+from pretrain.step import evaluate, make_scaler, train_step
+from sharding.reader import ShardSet
 
 
-def autocast(device: torch.device, precision: str):
-    """``torch.autocast`` for bf16/fp16 on the device, or a no-op for fp32."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+class Run:
+    """One phase of pretraining in one output directory."""
 
+    def __init__(self, args, settings: dict, info: dist.DistInfo):
+        self.args, self.s, self.info = args, settings, info
+        self.output = Path(args.output)
+        self.precision = args.precision or ("bf16" if info.device.type == "cuda" else "fp32")
+        self.shards = ShardSet.open(args.data)
+        self.cfg = self._model_config()
+        check_compatible(self.shards, self.cfg.vocab_size, self.cfg.max_position_embeddings)
+        torch.manual_seed(settings["seed"])
+        d = settings.get("dropout")  # pretraining's own dropout; self.cfg (saved) keeps its own
+        built = self.cfg if d is None else self.cfg.replace(
+            hidden_dropout_prob=d, attention_probs_dropout_prob=d
+        )  # fmt: skip
+        self.model = BertForPreTraining(built).to(info.device)
+        kind = settings.get("optimizer", "lamb")
+        if kind == "adamw":
+            self.optimizer = AdamW(lamb_param_groups(self.model), lr=settings["lr"])
+        else:
+            self.optimizer = make_lamb(
+                lamb_param_groups(self.model),
+                lr=settings["lr"],
+                use_apex=kind == "apex",
+                compiled=kind == "lamb-compiled",
+            )
+        # Shards built with --no-nsp (manifest "nsp": false): MLM only. None (a directory
+        # without a manifest whose shards do not say) keeps NSP, as the labels are there.
+        self.nsp = self.shards.nsp is not False
+        if not self.nsp:
+            self._freeze_nsp_head()
+        self.scaler = make_scaler(info.device, self.precision)
+        self.step = 0
+        self.restore()
+        self.scheduler = poly_warmup_scheduler(
+            self.optimizer, settings["total_steps"], settings["warmup"]
+        )
+        if self._saved is not None and self._saved.get("scheduler") is not None:
+            self.scheduler.load_state_dict(self._saved["scheduler"])
+            # A new LambdaLR sets every group's lr to step 1's value; put back the saved one.
+            for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
+                group["lr"] = lr
+        self.loader = self._loader()
+        if self._saved is not None and self._saved.get("sampler") is not None:
+            self.loader.load_state_dict(self._saved["sampler"])
+        if self._saved is not None and self._saved.get("rng") is not None:
+            ckpt.set_rng_state(self._saved["rng"])
+        self._saved = None
+        self.net = self._wrap(self.model)
 
-def make_scaler(device: torch.device, precision: str):
-    """A GradScaler (initial scale 2**20, as NVIDIA's recipe) for fp16, else None."""
-    if precision != "fp16":
-        return None
-    return torch.amp.GradScaler(device.type, init_scale=2.0**20)
+    # ---- construction -------------------------------------------------------------------
+    def _model_config(self) -> BertConfig:
+        """--config, else --model, else the checkpoint being continued, else base."""
+        a = self.args
+        if a.config:
+            cfg = BertConfig.from_json(a.config)
+        elif a.model is None and self._continued() is not None:
+            cfg = BertConfig.from_dict(ckpt.load_checkpoint(self._continued())["config"]["model"])
+        else:
+            cfg = preset(a.model or "base", vocab_size=self.shards.vocab_size or 30522)
+        return cfg
 
+    def _freeze_nsp_head(self) -> None:
+        """Without NSP the NSP head and the pooler (which feeds only it) get no gradient: the
+        loss has no NSP term. ``requires_grad=False`` too, so DDP does not wait for their
+        gradients. Done after the optimizer took them, so its state has the same layout with and
+        without NSP (a phase 1 with NSP can seed a phase 2 without); they keep ``grad=None``,
+        which LAMB skips (no moments, no weight decay)."""
+        for module in (self.model.bert.pooler, self.model.cls.seq_relationship):
+            module.requires_grad_(False)
 
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    def _continued(self):
+        """The checkpoint this run continues (--resume's latest, else --init-from), or None."""
+        if self.args.resume:
+            latest = ckpt.latest_checkpoint(self.output / "checkpoints")
+            if latest is not None:
+                return latest
+        return self.args.init_from
 
+    def _loader(self) -> PretrainLoader:
+        s, info = self.s, self.info
+        fits = all(len(r) >= s["global_batch"] for r in self.shards.training)
+        return PretrainLoader(
+            self.shards,
+            s["micro_batch"],
+            seed=s["seed"],
+            world_size=info.world_size,
+            rank=info.rank,
+            global_batch=s["global_batch"] if fits else None,
+            bin_size=s["bin_size"] or None,
+            pad_to_longest=s["phase"] == 2,
+            vocab_size=self.cfg.vocab_size,  # every shard's ids checked as it is loaded
+            mask_prob=s.get("mask_prob", 0.15),
+        )
 
-def _forward(model, batch: dict, nsp: bool) -> dict:
-    return model(
-        batch["input_ids"],
-        batch["token_type_ids"],
-        batch["attention_mask"],
-        batch["masked_lm_positions"],
-        batch["masked_lm_labels"],
-        batch["next_sentence_label"] if nsp else None,
-    )
+    def _wrap(self, model):
+        net = model
+        if self.args.compile:
+            net = torch.compile(net)
+        if self.info.world_size > 1:
+            ids = [self.info.device.index] if self.info.device.type == "cuda" else None
+            net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
+        return net
 
-
-def train_step(
-    model, optimizer, scheduler, scaler, micro_batches: list[dict], info, precision, nsp=True
-):
-    """Forward/backward every micro-batch of one global step, then one LAMB step.
-
-    Args:
-        model: the (possibly DDP-wrapped) BertForPreTraining.
-        micro_batches: this rank's micro-batches of the step (dicts of CPU tensors).
-        info: :class:`pretrain.dist.DistInfo`.
-        nsp: add the NSP loss (False: MLM only, see the module docstring).
-    """
-    t0 = time.perf_counter()
-    device = info.device
-    counts = torch.tensor(
-        [
-            sum(int((b["masked_lm_labels"] != -100).sum()) for b in micro_batches),
-            sum(len(b["input_ids"]) for b in micro_batches),
-        ],
-        dtype=torch.float64,
-    )
-    mlm_total, sequences = dist.all_reduce_sum(counts.to(device)).tolist()
-    if mlm_total == 0:
-        raise UserError("a global batch without any masked token: check the shards")
-    sums = torch.zeros(6, dtype=torch.float64, device=device)
-    optimizer.zero_grad(set_to_none=True)
-    last = len(micro_batches) - 1
-    for i, batch in enumerate(micro_batches):
-        batch = to_device(batch, device)
-        sync = i == last or not hasattr(model, "no_sync")
-        with contextlib.nullcontext() if sync else model.no_sync():
-            with autocast(device, precision):
-                out = _forward(model, batch, nsp)
-            loss = out["mlm_loss_sum"] / mlm_total
-            if nsp:
-                loss = loss + out["nsp_loss_sum"] / sequences
-            loss = loss * info.world_size  # DDP averages gradients over ranks
-            (scaler.scale(loss) if scaler else loss).backward()
-        sums += _sums(out)
-    lr = float(optimizer.param_groups[0]["lr"])  # before scheduler.step() sets the next one
-    skipped = False
-    if scaler is not None:
-        scaler.unscale_(optimizer)
-        scale_before = scaler.get_scale()
-        scaler.step(optimizer)
-        scaler.update()
-        skipped = scaler.get_scale() < scale_before
-    else:
-        optimizer.step()
-    scheduler.step()
-    s = dist.all_reduce_sum(sums).tolist()
-    if not all(map(_finite, s[:1] + s[3:4])):
-        raise FloatingPointError(f"non-finite loss at this step: {s}")
-    norm = getattr(optimizer, "last_grad_norm", None)
-    nsp_loss = s[3] / s[5] if nsp else None
-    return StepResult(
-        loss=s[0] / s[2] + (nsp_loss or 0.0),
-        mlm_loss=s[0] / s[2],
-        mlm_acc=s[1] / s[2],
-        nsp_loss=nsp_loss,
-        nsp_acc=s[4] / s[5] if nsp else None,
-        grad_norm=float(norm) if norm is not None else float("nan"),
-        lr=lr,
-        sequences=int(sequences),
-        tokens=int(
-            dist.all_reduce_sum(
-                torch.tensor(
-                    [float(sum(int(b["attention_mask"].sum()) for b in micro_batches))],
-                    device=device,
+    # ---- state --------------------------------------------------------------------------
+    def restore(self) -> None:
+        """``--resume``: everything from the latest checkpoint; ``--init-from``: weights and
+        LAMB moments only (step, bias correction, schedule and data order restart)."""
+        a, self._saved = self.args, None
+        if a.resume:
+            path = ckpt.latest_checkpoint(self.output / "checkpoints")
+            if path is None:
+                if a.init_from is None:
+                    raise UserError(f"--resume: no checkpoint in {self.output / 'checkpoints'}")
+            else:
+                state = ckpt.load_checkpoint(path)
+                if _family(state) != _family(self.s):
+                    raise UserError(
+                        f"{path} was trained with {_family(state)}; resume it with "
+                        f"--optimizer {_family(state)}"
+                    )
+                if state["phase"] != self.s["phase"]:
+                    raise UserError(
+                        f"{path} is a phase {state['phase']} checkpoint; pass "
+                        f"--phase {state['phase']} to resume it"
+                    )
+                self._load_weights(state, path)
+                self.optimizer.load_state_dict(state["optimizer"])
+                if self.scaler is not None and state.get("scaler"):
+                    self.scaler.load_state_dict(state["scaler"])
+                self.step, self._saved = state["step"], state
+                return
+        if a.init_from:
+            state = ckpt.load_checkpoint(a.init_from)
+            self._load_weights(state, a.init_from)
+            if state.get("optimizer") and _family(state) != _family(self.s):
+                print(
+                    f"train: {a.init_from} was trained with {_family(state)}; the "
+                    f"{_family(self.s)} moments start from zero"
                 )
-            ).item()
-        ),
-        seconds=time.perf_counter() - t0,
-        skipped=skipped,
-    )
+            elif state.get("optimizer"):
+                self.optimizer.load_state_dict(state["optimizer"])
+                reset_step_count(self.optimizer)
+                reset_adamw_steps(self.optimizer)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.s["lr"]
+                    group.pop("initial_lr", None)
+
+    def _load_weights(self, state: dict, path) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise UserError(f"{path} does not fit this model ({first})") from None
+
+    def save(self) -> Path | None:
+        """Checkpoint on rank 0 (all ranks hold the same weights after each step)."""
+        path = None
+        if self.info.is_main:
+            state = ckpt.make_state(
+                step=self.step,
+                phase=self.s["phase"],
+                config={
+                    "model": self.cfg.to_dict(),
+                    "train": dict(self.s),
+                    "precision": self.precision,
+                },
+                model=self.model,
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
+                scaler=self.scaler,
+                sampler=self.loader,
+            )
+            path = ckpt.save_and_rotate(self.output / "checkpoints", state, self.args.keep_last)
+        dist.barrier()
+        return path
+
+    # ---- loop ---------------------------------------------------------------------------
+    def train(self, stop: dict, t_start: float) -> int:
+        s, a = self.s, self.args
+        log = MetricsLog(self.output, self.info.is_main, s["max_steps"], self.step)
+        if self.info.is_main:
+            self.output.mkdir(parents=True, exist_ok=True)
+            self.cfg.to_json(self.output / "model_config.json")
+        batches = iter(self.loader)
+        reason = "done"
+        try:
+            while self.step < s["max_steps"]:
+                micro = list(itertools.islice(batches, s["accumulation"]))
+                if a.log_samples:
+                    self._log_samples(micro)
+                r = train_step(
+                    self.net,
+                    self.optimizer,
+                    self.scheduler,
+                    self.scaler,
+                    micro,
+                    self.info,
+                    self.precision,
+                    nsp=self.nsp,
+                )
+                self.step += 1
+                log.log(self._row(r))
+                if a.eval_every and self.step % a.eval_every == 0:
+                    self._evaluate(log)
+                if self.step % a.checkpoint_every == 0:
+                    self.save()
+                over = bool(a.time_budget) and time.monotonic() - t_start > a.time_budget
+                signalled, over = dist.any_rank(
+                    (stop["signal"] is not None, over), self.info.device
+                )
+                if signalled or over:
+                    reason = "SIGTERM" if signalled else "time budget"
+                    break
+            self.save()
+            # A time budget is a planned end: evaluate as at the last step (once: not again
+            # when --eval-every just did at this step).
+            if reason != "SIGTERM" and self._evaluated_at != self.step:
+                self._evaluate(log)
+        finally:
+            log.close()
+            self.loader.close()
+        if self.info.is_main:
+            print(
+                f"train: phase {s['phase']} stopped at step {self.step} ({reason}); "
+                f"checkpoint in {self.output / 'checkpoints'}"
+            )
+        return 0
+
+    def _log_samples(self, micro: list[dict]) -> None:
+        ids = [int(i) for b in micro for i in b["sample_ids"]]
+        path = self.output / f"samples-rank{self.info.rank}.jsonl"
+        self.output.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as f:
+            f.write(json.dumps({"step": self.step + 1, "ids": ids}) + "\n")
+
+    def _row(self, r) -> dict:
+        row = {
+            "step": self.step,
+            "phase": self.s["phase"],
+            "loss": r.loss,
+            "mlm_loss": r.mlm_loss,
+            "mlm_acc": r.mlm_acc,
+            "lr": r.lr,
+            "grad_norm": r.grad_norm,
+            "loss_scale": self.scaler.get_scale() if self.scaler else 1.0,
+            "sequences_per_s": r.sequences / r.seconds,
+            "tokens_per_s": r.tokens / r.seconds,
+            "epoch": self.loader.epoch,
+            "skipped": r.skipped,
+        }
+        if r.nsp_loss is not None:  # absent, not 0, when trained without NSP
+            row["nsp_loss"], row["nsp_acc"] = r.nsp_loss, r.nsp_acc
+        return row
+
+    _evaluated_at: int | None = None
+
+    def _evaluate(self, log: MetricsLog) -> None:
+        self._evaluated_at = self.step
+        if not self.shards.validation:
+            return
+        loader = ValidationLoader(
+            self.shards,
+            self.s["micro_batch"],
+            world_size=self.info.world_size,
+            rank=self.info.rank,
+            seed=self.s["seed"],
+            pad_to_longest=self.s["phase"] == 2,
+            vocab_size=self.cfg.vocab_size,
+        )
+        metrics = evaluate(self.model, loader, self.info, self.precision, nsp=self.nsp)
+        if metrics:
+            log.log({"step": self.step, "phase": self.s["phase"], **metrics})
 
 
-_SUM_KEYS = ("mlm_loss_sum", "mlm_correct", "mlm_count", "nsp_loss_sum", "nsp_correct", "nsp_count")
-
-
-def _sums(out: dict) -> torch.Tensor:
-    """The model's six sums as one float64 vector (detached), for reduction over ranks; the
-    NSP ones are 0 when the model got no NSP labels."""
-    zero = out["mlm_loss_sum"].new_zeros(())
-    return torch.stack([out.get(k, zero).detach().double() for k in _SUM_KEYS])
-
-
-def _finite(x: float) -> bool:
-    return x == x and abs(x) != float("inf")
-
-
-@torch.no_grad()
-def evaluate(model, loader, info, precision, nsp=True) -> dict:
-    """MLM loss/accuracy and NSP loss/accuracy (``nsp=False``: none) over every validation
-    batch (summed over ranks)."""
-    was_training = model.training
-    model.eval()
-    sums = torch.zeros(7, dtype=torch.float64, device=info.device)
-    for batch in loader:
-        batch = to_device(batch, info.device)
-        with autocast(info.device, precision):
-            out = _forward(model, batch, nsp)
-        rows = sums.new_tensor([len(batch["input_ids"])])
-        sums += torch.cat([_sums(out), rows])
-    model.train(was_training)
-    s = dist.all_reduce_sum(sums).tolist()
-    if s[2] == 0:
-        return {}
-    metrics = {"eval_mlm_loss": s[0] / s[2], "eval_mlm_acc": s[1] / s[2]}
-    if nsp:
-        metrics["eval_nsp_loss"] = s[3] / max(s[5], 1)
-        metrics["eval_nsp_acc"] = s[4] / max(s[5], 1)
-    metrics["eval_sequences"] = int(s[6])
-    return metrics
+def _family(obj: dict) -> str:
+    """``adamw`` or ``lamb`` (every LAMB implementation shares state names) of a checkpoint's
+    state or of the run's settings; checkpoints older than ``--optimizer adamw`` are LAMB."""
+    train = obj.get("config", {}).get("train", {}) if "config" in obj else obj
+    return "adamw" if train.get("optimizer") == "adamw" else "lamb"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 
 
 def check_split(total: int, num_shards: int) -> None:

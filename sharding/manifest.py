@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 from sharding import schema
 from sharding.vocab import load_vocab
 from sharding.writer import ShardFile, file_sha256

@@ -57,7 +57,7 @@ def pack_instances(
 
 
 def _fields(inst) -> tuple:
-    if hasattr(inst, "tokens"):  # pipeline.instance_types.Instance's names
+    if hasattr(inst, "tokens"):  # pipeline.instances.types.Instance's names
         return (
             inst.tokens,
             inst.segment_ids,

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 
 SCHEMA_VERSION = 1
 

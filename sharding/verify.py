@@ -24,7 +24,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 from sharding import manifest as mf
 from sharding import schema
 from sharding.reader import ShardReader

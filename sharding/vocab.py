@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 

@@ -10,7 +10,7 @@ import torch
 
 from pretrain.adamw import AdamW, reset_adamw_steps
 from pretrain.lamb import lamb_param_groups
-from pretrain.loop import _family
+from pretrain.trainer import _family
 from pretrain.unigram import token_counts, unigram_level
 from sharding import schema
 from sharding.reader import ShardSet

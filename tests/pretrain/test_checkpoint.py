@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 from pretrain import checkpoint as ckpt
 from pretrain.config import BertConfig
 from pretrain.lamb import Lamb, lamb_param_groups

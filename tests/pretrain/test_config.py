@@ -7,7 +7,7 @@ import json
 import pytest
 import transformers
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 from pretrain.config import PRESETS, BertConfig, preset
 
 

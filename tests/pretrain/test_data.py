@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from bertprep.cli import main as cli_main
-from bertprep.errors import UserError
-from pretrain import binning, masking
+from ground.errors import UserError
+from pretrain import binning, collate
 from pretrain.data import (
     VALIDATION_ID_BASE,
     PretrainLoader,
@@ -297,7 +297,7 @@ def test_masks_depend_only_on_seed_epoch_sample(runs):
 def test_replacement_ids_exclude_specials_and_unused(corpus_dir):
     path = corpus_dir / "vocab" / "bert-base-uncased-vocab.txt"
     tokens = path.read_text(encoding="utf-8").splitlines()
-    ids = masking.replacement_ids(load_vocab(path))
+    ids = collate.replacement_ids(load_vocab(path))
     unused = sum(1 for t in tokens if re.fullmatch(r"\[unused\d+\]", t))
     assert unused > 900 and len(ids) == len(tokens) - unused - 5
     kept = {tokens[i] for i in ids.tolist()}
@@ -308,7 +308,7 @@ def test_replacement_ids_exclude_specials_and_unused(corpus_dir):
 def test_static_labels_first_zero_ends_list():
     pos = np.array([[3, 5, 0, 7], [0, 2, 4, 0], [1, 2, 3, 4]])
     ids = np.array([[10, 11, 12, 13], [20, 21, 22, 23], [30, 31, 32, 33]])
-    p, lab = masking.static_labels(pos, ids)
+    p, lab = collate.static_labels(pos, ids)
     assert p.tolist() == [[3, 5, 0, 0], [0, 0, 0, 0], [1, 2, 3, 4]]
     assert lab.tolist() == [[10, 11, -100, -100], [-100] * 4, [30, 31, 32, 33]]
 

@@ -13,8 +13,8 @@ import torch
 import transformers
 from tokenizers import Tokenizer
 
-from bertprep.errors import UserError
-from pipeline.vocab_files import load_vocab, write_vocab_dir
+from ground.errors import UserError
+from pipeline.vocab.files import load_vocab, write_vocab_dir
 from pretrain import export_cli
 from pretrain.checkpoint import make_state, save_checkpoint
 from pretrain.config import preset

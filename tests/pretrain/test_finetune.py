@@ -18,7 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 from pretrain import export_cli, finetune_cli
 from pretrain import finetune as ft
 from pretrain import finetune_data as fd

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 from pretrain import finetune_metrics as fm
 from pretrain import glue
 

@@ -1,7 +1,7 @@
 """Golden curve: our training step against transformers' BertForPreTraining trained by an
 independent LAMB, from the same weights on the same batches, step by step.
 
-Ours is the real code path: :func:`pretrain.trainer.train_step` (two micro-batches per step),
+Ours is the real code path: :func:`pretrain.step.train_step` (two micro-batches per step),
 :class:`pretrain.lamb.Lamb`, :func:`pretrain.schedule.poly_warmup_scheduler`, batches from
 :class:`pretrain.data.PretrainLoader` over shards built by ``bertprep build``. The reference is
 transformers' model (eager attention, all positions through the MLM head, unpadded vocabulary),
@@ -27,7 +27,7 @@ from pretrain.data import PretrainLoader
 from pretrain.lamb import Lamb, lamb_param_groups
 from pretrain.model import BertForPreTraining, strip_vocab_padding
 from pretrain.schedule import poly_warmup_scheduler
-from pretrain.trainer import train_step
+from pretrain.step import train_step
 from sharding.reader import ShardSet
 
 VOCAB = 1001  # padded to 1008 in our model

@@ -9,8 +9,8 @@ import pytest
 import torch
 import transformers
 
-from bertprep.errors import UserError
-from pipeline.vocab_files import load_vocab, write_vocab_dir
+from ground.errors import UserError
+from pipeline.vocab.files import load_vocab, write_vocab_dir
 from pretrain import export_cli, import_cli
 from pretrain.checkpoint import load_checkpoint, make_state, save_checkpoint
 from pretrain.config import BertConfig, preset

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 from pretrain.config import BertConfig
 from pretrain.lamb import Lamb, LambReference, lamb_param_groups, make_lamb, reset_step_count
 from pretrain.model import BertForPreTraining, pretraining_loss

@@ -15,8 +15,8 @@ from pretrain.config import BertConfig, preset
 from pretrain.lamb import Lamb, lamb_param_groups
 from pretrain.model import BertForPreTraining
 from pretrain.schedule import poly_warmup_scheduler
+from pretrain.step import evaluate, train_step
 from pretrain.train import main as train
-from pretrain.trainer import evaluate, train_step
 from sharding.reader import ShardSet
 
 NSP_HEAD = ("bert.pooler.", "cls.seq_relationship.")

@@ -7,7 +7,7 @@ import io
 import pytest
 import torch
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 from pretrain.schedule import poly_warmup_lr, poly_warmup_scheduler
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 from sharding import balance
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 from sharding import manifest as mf
 from sharding.writer import ShardFile, file_sha256
 from tests.sharding import builders

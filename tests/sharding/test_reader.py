@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from bertprep.errors import UserError
+from ground.errors import UserError
 from sharding import schema
 from sharding.reader import ShardReader, ShardSet, decode_instance, num_masked
 from sharding.writer import write_shard
