@@ -45,9 +45,8 @@ class Clock:
 def prepare(out_dir: Path, copies: int) -> list[Path]:
     """Write the books in the classic format, ``copies`` distinct files."""
     sys.path.insert(0, str(ROOT))
-    from tests.pipeline.test_instance_stats import book_sentences
-
     from pipeline.instances.classic_format import write_documents
+    from tests.pipeline.instances.test_types import book_sentences
 
     books = book_sentences(SHARED / "books" / "gutenberg", SHARED / "nltk_data")
     paths = []
@@ -65,6 +64,7 @@ def run(paths: list[Path], instances_path: bool, seq: int, pred: int) -> tuple[i
     from pipeline.instances.builder import FlatDoc, InstanceConfig, VocabInfo, build_group_batches
     from pipeline.instances.classic_format import read_file
     from pipeline.instances.tokenize import FastWordPiece
+    from sharding.pack import pack_instances
 
     vocab_path = str(ROOT / "corpus" / "vocab" / "bert-base-uncased-vocab.txt")
     fw = FastWordPiece.from_vocab_file(vocab_path, lowercase=True)
@@ -94,8 +94,8 @@ def run(paths: list[Path], instances_path: bool, seq: int, pred: int) -> tuple[i
         if instances_path:
             records, _ = inst_mod.build_group_instances(docs, cfg, vocab, seed=12345)
             w, c = time.perf_counter(), time.process_time()
-            inst_mod.to_arrays(records, seq, pred)
-            clock.add("to_arrays(list[Instance])", w, c)
+            pack_instances(records, seq, pred)
+            clock.add("pack_instances(list[Instance])", w, c)
             n = len(records)
         else:
             for batch, _ in build_group_batches(docs, cfg, vocab, seed=12345):
@@ -119,7 +119,7 @@ def main() -> int:
     ap.add_argument(
         "--instances-path",
         action="store_true",
-        help="build list[Instance] + to_arrays instead of array batches",
+        help="build list[Instance] + sharding's pack_instances instead of array batches",
     )
     args = ap.parse_args()
     if args.prepare_only:

@@ -26,10 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.pipeline.test_segment import book_paragraphs, shared_units  # noqa: E402
-
 from pipeline.segment.punkt_params import DEFAULT_TRAIN_CHARS, train_params  # noqa: E402
 from pipeline.segment.segment import get_splitter, segment_document  # noqa: E402
+from tests.pipeline.segment.test_segment import book_paragraphs, shared_units  # noqa: E402
 
 
 def _rate(func, units: list[str]) -> tuple[float, list]:

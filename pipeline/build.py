@@ -7,7 +7,7 @@ killed build rerun ends with byte-identical shards. --overwrite redoes every sta
 
 A completed stage is skipped only if it was made from the same inputs (names and sizes of
 the raw input files) and the same options of that stage: build records a fingerprint of
-both per stage in RUN/run_report.json, and a rerun that differs is refused with a clear message
+both per stage in RUN/report.json, and a rerun that differs is refused with a clear message
 instead of reusing stale outputs. Once a stage runs, every later stage runs too.
 """
 
@@ -21,6 +21,7 @@ import time
 
 from ground.errors import UserError
 from pipeline.common import fs, run_report
+from pipeline.common.run_report import DONE_MARKER
 from pipeline.extract import cli as extract_cli
 from pipeline.instances import cli as instances_cli
 from pipeline.segment import cli as segment_cli
@@ -70,8 +71,8 @@ def stage_fingerprint(name: str, args: argparse.Namespace) -> str:
 
 
 def _record(run_dir: str, **updates) -> None:
-    """Merge ``updates`` into RUN/run_report.json's ``build`` section (dicts merged one level)."""
-    build = dict(run_report.load_json(fs.join(run_dir, "run_report.json")).get("build", {}))
+    """Merge ``updates`` into RUN/report.json's ``build`` section (dicts merged one level)."""
+    build = dict(run_report.load_json(fs.join(run_dir, "report.json")).get("build", {}))
     for key, value in updates.items():
         build[key] = {**build.get(key, {}), **value}
     run_report.update_run_report(run_dir, "build", build)
@@ -81,13 +82,13 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if not (args.wikipedia or args.books or args.corpus):
         raise UserError("give at least one input: --wikipedia, --books or --corpus")
     run_dir = args.output.rstrip("/")
-    recorded = run_report.load_json(fs.join(run_dir, "run_report.json")).get("build", {})
+    recorded = run_report.load_json(fs.join(run_dir, "report.json")).get("build", {})
     recorded = recorded.get("fingerprints", {})
     timings = {}
     upstream_ran = False  # once a stage runs, later stages' outputs are stale
     for name, module, done_dir in STAGES:
         fingerprint = stage_fingerprint(name, args) if done_dir else ""
-        done = done_dir and fs.exists(fs.join(run_dir, done_dir, "_SUCCESS"))
+        done = done_dir and fs.exists(fs.join(run_dir, done_dir, DONE_MARKER))
         if done and not (args.overwrite or upstream_ran):
             if recorded.get(name, fingerprint) != fingerprint:
                 raise UserError(

@@ -16,13 +16,13 @@ import os
 import pickle
 import random
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ground.atomic import atomic_path
 from ground.errors import UserError
 
 FORMAT_VERSION = 1
@@ -100,23 +100,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
         TypeError: ``state`` holds a value that ``weights_only`` loading would reject.
     """
     _check_plain(state)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:

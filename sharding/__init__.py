@@ -6,7 +6,6 @@ Modules:
     schema    dataset names, dtypes, shapes, file attributes, shard file names
     pack      variable-length instances -> padded schema arrays
     writer    write_shard: gzip HDF5, atomic, deterministic bytes
-    balance   equal-count shard sizes and the seeded global shuffle
     manifest  manifest.json: build, write atomically, load and validate
     reader    ShardReader (one file), ShardSet (a directory), decode_instance
     vocab     vocab.txt: special ids and decoding

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ground.atomic import write_text
 from ground.errors import UserError
 from sharding import schema
 from sharding.vocab import load_vocab
@@ -123,17 +123,7 @@ def write_manifest(directory: str | os.PathLike, manifest: dict[str, Any]) -> Pa
     validate_manifest(manifest)
     directory = Path(directory)
     target = directory / MANIFEST_NAME
-    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_NAME}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(dumps(manifest))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text(target, dumps(manifest))
     return target
 
 

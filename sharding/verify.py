@@ -207,11 +207,33 @@ def _listed(directory: Path, manifest: dict | None) -> list[tuple[str, mf.ShardE
     return [(n, None) for n in sorted(names, key=schema.natural_key)]
 
 
-def verify_dir(directory: str | os.PathLike, vocab_path: str | None = None) -> list[Problem]:
+def verify_listing(path: Path, entry: mf.ShardEntry | None) -> list[Problem]:
+    """The cheap check of one listed shard: present, and its size and sha256 as listed.
+
+    Reads each file once (for the hash) and never opens it as HDF5.
+    """
+    if not path.is_file():
+        return [Problem(path.name, "missing" + (" (listed in manifest.json)" if entry else ""))]
+    if entry is None:
+        return []
+    size = path.stat().st_size
+    if size != entry.bytes:
+        return [Problem(path.name, f"{size} bytes, manifest.json says {entry.bytes}")]
+    if file_sha256(path) != entry.sha256:
+        return [Problem(path.name, "sha256 does not match manifest.json (corrupt or replaced)")]
+    return []
+
+
+def verify_dir(
+    directory: str | os.PathLike, vocab_path: str | None = None, *, listing_only: bool = False
+) -> list[Problem]:
     """Every problem of a shard directory (empty list = valid).
 
     Uses ``DIR/manifest.json`` when present (counts, checksums, config agreement, stray
-    shards) and ``vocab_path`` or ``DIR/vocab.txt`` for id checks.
+    shards) and ``vocab_path`` or ``DIR/vocab.txt`` for id checks. ``listing_only``: what ties
+    the directory together (every listed shard present with its size and sha256, no stray
+    shard, vocab and tokenizer checksums), without reading shard content; the pipeline runs
+    it after workers have verified each shard's content as they wrote it.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -252,6 +274,10 @@ def verify_dir(directory: str | os.PathLike, vocab_path: str | None = None) -> l
             problems.append(Problem(p.name, why))
     nsp = manifest["nsp"] if manifest is not None else None
     lengths: dict[int, str] = {}
+    if listing_only:
+        for name, entry in listed:
+            problems += verify_listing(directory / name, entry)
+        return problems
     for name, entry in listed:
         problems += verify_shard(
             directory / name, vocab, expected=entry, manifest=manifest, nsp=nsp

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ground.atomic import atomic_path
 from sharding import schema
 
 DEFAULT_GZIP_LEVEL = 1
@@ -62,20 +62,6 @@ def file_sha256(path: str | os.PathLike, block: int = 1 << 22) -> str:
         while piece := fh.read(block):
             digest.update(piece)
     return digest.hexdigest()
-
-
-def _fsync_dir(directory: Path) -> None:
-    # The rename is durable only once the directory entry is on disk (POSIX; a no-op elsewhere).
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _write_h5(
@@ -141,18 +127,8 @@ def write_shard(
     if not 0 <= compression_level <= 9:
         raise ValueError(f"gzip level must be 0..9, got {compression_level}")
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        _write_h5(tmp, arrays, meta, compression_level, shuffle, chunk_bytes)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+    with atomic_path(path, mkdir=False) as tmp:
+        _write_h5(str(tmp), arrays, meta, compression_level, shuffle, chunk_bytes)
         digest = file_sha256(tmp)
         size = os.path.getsize(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
     return ShardFile(path.name, meta.count, digest, size)

@@ -7,7 +7,6 @@ timestamp or version metadata, so reruns are byte-identical) and closes it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from ground.atomic import atomic_path  # noqa: E402
 
 PHASE_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
 
@@ -42,10 +43,11 @@ def bin_labels(hist: dict) -> list[str]:
 
 def save_figure(fig, path: Path) -> None:
     """Write ``fig`` to ``path`` as a PNG (temporary name, then rename) and close it."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, mkdir=False) as tmp:
+            fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    finally:
+        plt.close(fig)
 
 
 def _bars(ax, hist: dict, title: str, xlabel: str) -> None:

@@ -9,7 +9,6 @@ no timestamp or version, so reruns are byte-identical.
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from bertprep.report.figures import (
     fmt,
     save_figure,
 )
+from ground.atomic import write_text
 
 
 def table(table_id: str, header: list[str], rows: list[list[Any]]) -> str:
@@ -194,7 +194,5 @@ def write_report(data: dict, out_dir: str | Path) -> Path:
         f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
     )
     path = out_dir / "report.html"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, page)
     return path

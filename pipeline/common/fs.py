@@ -1,9 +1,13 @@
 """File access through Beam's FileSystems, so local paths, ``gs://`` and any registered scheme work.
 
-Every read and write in ``pipeline/`` goes through these helpers. Compression is never applied
-implicitly (Beam's default would gunzip ``.gz`` and bunzip ``.bz2`` behind our back): readers see
-the raw bytes and decide. Writes are atomic: a temporary name in the destination directory,
-then a rename.
+Every stage opens its inputs and writes its outputs by path through these helpers; the pure
+modules under them take file objects or bytes. The exceptions are local by nature and say so:
+vocab files and Punkt parameters (the vocab stage's local output directory, see
+:mod:`pipeline.vocab.files`) and the classic one-sentence-per-line format. Compression is never
+applied implicitly (Beam's default would gunzip ``.gz`` and bunzip ``.bz2`` behind our back):
+readers see the raw bytes and decide. Writes are atomic: local paths through
+:mod:`ground.atomic` (temp + fsync + rename), other schemes a temporary name in the destination
+directory, then a rename.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from ground import atomic
 from ground.errors import UserError
 
 _RAW = CompressionTypes.UNCOMPRESSED
@@ -151,6 +156,9 @@ def _tmp_name(path: str) -> str:
 
 def write_bytes(path: str, data: bytes) -> None:
     """Atomically write ``data`` to ``path`` (temporary name, then rename)."""
+    if "://" not in path:
+        atomic.write_bytes(path, data)
+        return
     tmp = _tmp_name(path)
     with FileSystems.create(tmp, compression_type=_RAW) as out:
         out.write(data)
@@ -164,10 +172,8 @@ def publish_local(local_path: str, path: str) -> None:
     and publish it with this function.
     """
     if "://" not in path:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = _tmp_name(path)
-        shutil.move(local_path, tmp)
-        os.replace(tmp, path)
+        with atomic.atomic_path(path) as tmp:
+            shutil.move(local_path, tmp)
         return
     tmp = _tmp_name(path)
     with open(local_path, "rb") as src, FileSystems.create(tmp, compression_type=_RAW) as out:

@@ -19,6 +19,10 @@ from collections.abc import Iterable
 from pipeline.common import fs
 from pipeline.common.records import SKIPPED, Document, Dropped
 
+# Written last into a stage's output directory: the stage is complete. ``build`` skips a stage
+# whose output holds it (with equal options); every stage and ``build`` use this one name.
+DONE_MARKER = "_SUCCESS"
+
 
 def empty() -> dict:
     """A zero report."""

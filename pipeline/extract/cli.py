@@ -7,7 +7,7 @@ Inputs (each repeatable, paths or globs on any Beam filesystem, gs:// included):
   --corpus     JSONL (.jsonl/.json/.ndjson, optionally .gz/.zst), Parquet, or plain text
 
 Writes RUN/docs/*.parquet, RUN/rejected/*.parquet (every dropped document with its reason),
-RUN/report/extract.json and the extraction counts at the top of RUN/run_report.json.
+RUN/report/extract.json and the extraction counts at the top of RUN/report.json.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import sys
 
 from ground.errors import UserError
 from pipeline.common import beam_runner, fs, run_report
-
-DONE_MARKER = "_SUCCESS"
+from pipeline.common.run_report import DONE_MARKER
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:

@@ -44,7 +44,6 @@ from pipeline.instances.types import (
     InstanceConfig,
     InstanceStats,
     finish_block,
-    to_arrays,
 )
 
 __all__ = [
@@ -58,7 +57,6 @@ __all__ = [
     "build_group_batches",
     "build_group_instances",
     "doc_seed",
-    "to_arrays",
     "truncated_lengths",
 ]
 

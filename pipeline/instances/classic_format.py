@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from ground.atomic import atomic_path
 from ground.errors import UserError
 from pipeline.common.records import CORPUS, doc_id
 
@@ -45,23 +46,13 @@ def read_file(path: str, relpath: str | None = None) -> Iterator[tuple[str, list
 
 def write_documents(docs: Iterable[list[str]], path: str) -> None:
     """Write documents (lists of one-line sentences) in the classic format, atomically."""
-    import os
-    import tempfile
-
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".classic-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            first = True
-            for sents in docs:
-                if not first:
-                    f.write("\n")
-                first = False
-                for s in sents:
-                    if "\n" in s or not s.strip():
-                        raise ValueError("a sentence must be one non-blank line")
-                    f.write(s + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_path(path, mkdir=False) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        first = True
+        for sents in docs:
+            if not first:
+                f.write("\n")
+            first = False
+            for s in sents:
+                if "\n" in s or not s.strip():
+                    raise ValueError("a sentence must be one non-blank line")
+                f.write(s + "\n")

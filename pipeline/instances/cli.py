@@ -24,7 +24,6 @@ import sys
 from ground.errors import UserError
 from pipeline.common import beam_runner, fs, run_report
 
-DONE_MARKER = "_SUCCESS"
 DEFAULT_PHASES = ((128, 20), (512, 80))
 
 
@@ -198,9 +197,7 @@ def input_files(args, run_dir: str) -> tuple[list[str], int, str, dict[str, str]
     files = stage_files(run_dir, "sentences", "sentences")
     listed = fs.expand(fs.join(run_dir, "sentences", "*.parquet"))
     sizes = [(f.relpath, f.size) for f in listed]
-    chars = (
-        run_report.load_json(fs.join(run_dir, "run_report.json")).get("segment", {}).get("chars")
-    )
+    chars = run_report.load_json(fs.join(run_dir, "report.json")).get("segment", {}).get("chars")
     if chars is None:
         chars = sum(size for _, size in sizes) * 3
     return files, int(chars / CHARS_PER_TOKEN), _fingerprint(sizes), {}

@@ -15,8 +15,8 @@ import tempfile
 
 from ground.errors import UserError
 from pipeline.common import fs
+from pipeline.common.run_report import DONE_MARKER
 
-DONE_MARKER = "_SUCCESS"
 PLANNED = "_config.json"  # the configuration a phase directory is being built with
 
 
@@ -166,16 +166,15 @@ def _write_manifest(out: str, cfg, build: dict, shards: list[dict], stats: dict)
 
 
 def _verify(out: str, n_train: int, world_size: int | None) -> str | None:
-    """Final check of a phase directory.
+    """Final check of a phase directory: :func:`sharding.verify.verify_dir`, listing only.
 
     Every shard's content was verified by the worker that wrote it (``verify_shard``, in
     parallel); here the launcher checks what ties the directory together: each listed shard
-    exists with the manifest's sha256, no stray shard, vocab and tokenizer checksums.
+    exists with the manifest's size and sha256, no stray shard, vocab and tokenizer checksums.
     ``bertprep shards verify`` re-runs the full check on any copy.
     """
-    from sharding import manifest as mf
     from sharding.manifest import world_size_warning
-    from sharding.writer import file_sha256
+    from sharding.verify import verify_dir
 
     if "://" in out:
         print(
@@ -183,20 +182,10 @@ def _verify(out: str, n_train: int, world_size: int | None) -> str | None:
             file=sys.stderr,
         )
     else:
-        m = mf.load_manifest(out)
-        problems = []
-        listed = {e["file"]: e for e in m["shards"]}
-        for name, entry in sorted(listed.items()):
-            path = os.path.join(out, name)
-            if not os.path.isfile(path) or file_sha256(path) != entry["sha256"]:
-                problems.append(f"{name}: missing or sha256 differs from manifest.json")
-        stray = [f for f in os.listdir(out) if f.endswith(".hdf5") and f not in listed]
-        problems += [f"{f}: not listed in manifest.json" for f in stray]
-        for key, name in (("vocab", "vocab.txt"), ("tokenizer", "tokenizer.json")):
-            if file_sha256(os.path.join(out, name)) != m[key]["sha256"]:
-                problems.append(f"{name}: sha256 differs from manifest.json")
+        problems = verify_dir(out, listing_only=True)
         if problems:
-            raise UserError(f"verification of {out} failed: " + "; ".join(problems[:10]))
+            shown = "; ".join(str(p) for p in problems[:10])
+            raise UserError(f"verification of {out} failed: {shown}")
     warning = world_size_warning(n_train, world_size)
     if warning:
         print(f"instances: warning: {warning}", file=sys.stderr)

@@ -161,35 +161,6 @@ class InstanceBatch:
         return out
 
 
-def to_arrays(
-    instances: list[Instance], max_seq_length: int, max_predictions: int
-) -> dict[str, np.ndarray]:
-    """Pad instances into NVIDIA's schema: ``input_ids`` int32 [N, L], ``input_mask`` int8 [N, L],
-    ``segment_ids`` int8 [N, L], ``masked_lm_positions`` / ``masked_lm_ids`` int32 [N, P],
-    ``next_sentence_labels`` int8 [N]; zero padding. Raises ValueError when one does not fit."""
-    n = len(instances)
-    seq, p = max_seq_length, max_predictions
-    out = {
-        "input_ids": np.zeros((n, seq), np.int32),
-        "input_mask": np.zeros((n, seq), np.int8),
-        "segment_ids": np.zeros((n, seq), np.int8),
-        "masked_lm_positions": np.zeros((n, p), np.int32),
-        "masked_lm_ids": np.zeros((n, p), np.int32),
-        "next_sentence_labels": np.zeros(n, np.int8),
-    }
-    for i, inst in enumerate(instances):
-        m, k = len(inst.tokens), len(inst.masked_lm_positions)
-        if m > seq or k > p:
-            raise ValueError(f"instance {i} has {m} tokens / {k} masks > {seq} / {p}")
-        out["input_ids"][i, :m] = inst.tokens
-        out["input_mask"][i, :m] = 1
-        out["segment_ids"][i, :m] = inst.segment_ids
-        out["masked_lm_positions"][i, :k] = inst.masked_lm_positions
-        out["masked_lm_ids"][i, :k] = inst.masked_lm_ids
-        out["next_sentence_labels"][i] = inst.is_random_next
-    return out
-
-
 def finish_block(raw: list[tuple], cfg: InstanceConfig, vocab: VocabInfo, source: np.ndarray):
     """Raw ranges from the structural pass -> (:class:`InstanceBatch`, :class:`InstanceStats`).
 

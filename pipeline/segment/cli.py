@@ -14,8 +14,7 @@ import sys
 
 from ground.errors import UserError
 from pipeline.common import beam_runner, fs, run_report
-
-DONE_MARKER = "_SUCCESS"
+from pipeline.common.run_report import DONE_MARKER
 
 
 def add_segment_arguments(parser: argparse.ArgumentParser) -> None:

@@ -22,12 +22,12 @@ Training uses NLTK's ``PunktTrainer`` on a bounded, deterministic sample: it was
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ground.atomic import write_text
 from ground.errors import UserError
 
 ABBREV_FILE = "abbrev_types.txt"
@@ -155,22 +155,14 @@ def encode_params(params: PunktParams) -> dict[str, str]:
 
 
 def write_params(params: PunktParams, directory: str | os.PathLike) -> Path:
-    """Write ``params`` as a ``punkt_tab`` directory; each file atomically (temp + rename).
+    """Write ``params`` as a ``punkt_tab`` directory; each file atomically.
 
     Returns the directory. Same parameters -> byte-identical files.
     """
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     for name, text in encode_params(params).items():
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=path)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-            os.replace(tmp, path / name)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_text(path / name, text)
     return path
 
 

@@ -23,8 +23,8 @@ import tempfile
 
 from ground.errors import UserError
 from pipeline.common import beam_runner, fs, run_report
+from pipeline.common.run_report import DONE_MARKER
 
-DONE_MARKER = "_SUCCESS"
 HELDOUT_CHARS = 4_000_000  # held-out text read for the vocab report, at most
 
 

@@ -12,32 +12,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ground.atomic import write_bytes
 from ground.errors import UserError
 from pipeline.vocab.word_counts import Pretokenizer
 from pipeline.vocab.wordpiece import CLS, PAD, PREFIX, SEP, SPECIAL_TOKENS, UNK
 
 MAX_INPUT_CHARS_PER_WORD = 100  # BERT's: a longer word becomes [UNK]
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def check_tokens(tokens: list[str], source: str = "vocab") -> None:
@@ -137,14 +121,14 @@ def write_vocab_dir(
 ) -> None:
     """Write ``vocab.txt``, ``tokenizer.json`` and, if given, ``counts.tsv`` and ``report.json``."""
     out = Path(out_dir)
-    atomic_write_bytes(out / "vocab.txt", vocab_txt_bytes(tokens))
+    write_bytes(out / "vocab.txt", vocab_txt_bytes(tokens))
     tok_json = build_tokenizer(tokens, lowercase, strip_accents).to_str(pretty=True)
-    atomic_write_bytes(out / "tokenizer.json", (tok_json + "\n").encode("utf-8"))
+    write_bytes(out / "tokenizer.json", (tok_json + "\n").encode("utf-8"))
     if counts is not None:
-        atomic_write_bytes(out / "counts.tsv", counts_tsv_bytes(counts))
+        write_bytes(out / "counts.tsv", counts_tsv_bytes(counts))
     if report is not None:
         text = json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-        atomic_write_bytes(out / "report.json", text.encode("utf-8"))
+        write_bytes(out / "report.json", text.encode("utf-8"))
 
 
 @dataclass(frozen=True)

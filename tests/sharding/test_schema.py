@@ -72,7 +72,7 @@ def test_sharding_imports_neither_torch_nor_beam():
     from tests import proc
 
     code = (
-        "import sys, sharding.cli, sharding.balance, sharding.pack;"
+        "import sys, sharding.cli, sharding.pack, sharding.verify;"
         "bad = [m for m in ('torch', 'apache_beam', 'pipeline', 'pretrain', 'tokenizers')"
         " if m in sys.modules]; print(bad)"
     )

@@ -18,9 +18,10 @@ from pipeline.instances.builder import (
     VocabInfo,
     build_group_batches,
     build_group_instances,
-    to_arrays,
     truncated_lengths,
 )
+from sharding.pack import pack_instances
+from sharding.schema import SchemaError
 
 VOCAB_PATH = "corpus/vocab/bert-base-uncased-vocab.txt"
 
@@ -176,11 +177,11 @@ def test_deterministic_and_order_free(spec, seed, wwm, vocab, pools):
     docs = make_docs(spec, pools, random.Random(seed))
     shuffled = list(docs)
     random.Random(seed + 1).shuffle(shuffled)
-    a = to_arrays(build_group_instances(docs, cfg, vocab, seed)[0], 32, 5)
-    b = to_arrays(build_group_instances(shuffled, cfg, vocab, seed)[0], 32, 5)
+    a = pack_instances(build_group_instances(docs, cfg, vocab, seed)[0], 32, 5)
+    b = pack_instances(build_group_instances(shuffled, cfg, vocab, seed)[0], 32, 5)
     for k in a:
         assert np.array_equal(a[k], b[k]), k
-    c = to_arrays(build_group_instances(docs, cfg, vocab, seed + 1)[0], 32, 5)
+    c = pack_instances(build_group_instances(docs, cfg, vocab, seed + 1)[0], 32, 5)
     assert any(a[k].shape != c[k].shape or not np.array_equal(a[k], c[k]) for k in a)
 
 
@@ -207,11 +208,11 @@ def test_block_size_and_flat_docs_do_not_change_output(vocab, pools):
         assert np.array_equal(whole[0][k], np.concatenate([s[k] for s in small])), k
 
 
-def test_to_arrays_schema(vocab, pools):
+def test_pack_instances_of_pipeline_instances(vocab, pools):
     docs = make_docs([[10] * 20, [12] * 20], pools, random.Random(1))
     cfg = InstanceConfig(max_seq_length=40, max_predictions_per_seq=6)
     insts, _ = build_group_instances(docs, cfg, vocab, 0)
-    arr = to_arrays(insts, 40, 6)
+    arr = pack_instances(insts, 40, 6)
     want = {
         "input_ids": ("int32", (len(insts), 40)),
         "input_mask": ("int8", (len(insts), 40)),
@@ -225,8 +226,8 @@ def test_to_arrays_schema(vocab, pools):
         n, k = len(inst.tokens), len(inst.masked_lm_positions)
         assert arr["input_mask"][row].tolist() == [1] * n + [0] * (40 - n)
         assert not arr["input_ids"][row, n:].any() and not arr["masked_lm_ids"][row, k:].any()
-    with pytest.raises(ValueError):
-        to_arrays(insts, 8, 6)
+    with pytest.raises(SchemaError):
+        pack_instances(insts, 8, 6)
 
 
 def test_truncated_lengths_match_googles_loop():

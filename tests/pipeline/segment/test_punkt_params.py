@@ -16,7 +16,7 @@ from pipeline.segment.punkt_params import (
     write_params,
 )
 from pipeline.segment.segment import PunktSplitter
-from tests.pipeline.test_segment import (
+from tests.pipeline.segment.test_segment import (
     SHIPPED,
     book_paragraphs,
     nltk_load_params,

@@ -13,7 +13,13 @@ from pipeline.extract.wiki import clean as wiki_clean
 from pipeline.extract.wiki import fast as wiki_fast
 from pipeline.extract.wiki.clean import WikiCleaner, collect_templates, sharp_time
 from pipeline.extract.wiki.xml_reader import Page
-from tests.pipeline.test_wiki_xml import SAMPLE_PATHS, SHARED, VIWIKI, read_file, xml_bytes
+from tests.pipeline.extract.wiki.test_xml_reader import (
+    SAMPLE_PATHS,
+    SHARED,
+    VIWIKI,
+    read_file,
+    xml_bytes,
+)
 
 DUMP = datetime(2016, 5, 1, 7, 8, 29, tzinfo=timezone.utc)  # a Sunday
 

@@ -21,7 +21,7 @@ from pipeline.common.records import REJECTED, SKIPPED, WIKIPEDIA, Document, Drop
 from pipeline.extract.wiki.dump import WikiOptions, WikiSummary, extract_wikipedia
 from pipeline.extract.wiki.xml_reader import EMPTY, PARSE_ERROR, READ_ERROR, open_local
 from tests import proc
-from tests.pipeline.test_wiki_xml import (
+from tests.pipeline.extract.wiki.test_xml_reader import (
     GENSIM,
     SAMPLE_PATHS,
     SHARED,
