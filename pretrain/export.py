@@ -25,6 +25,7 @@ import torch
 from ground.errors import UserError
 from pretrain.config import BertConfig
 from pretrain.model import pad_vocab, strip_vocab_padding
+from sharding.vocab import check_tokens, parse_vocab_txt
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 SPECIAL_TOKENS = {
@@ -190,15 +191,14 @@ def read_vocab_dir(vocab_dir: str | Path) -> tuple[list[str], str, dict]:
     """
     d = Path(vocab_dir)
     try:
-        lines = (d / "vocab.txt").read_bytes().decode("utf-8").split("\n")
+        vocab_text = (d / "vocab.txt").read_bytes().decode("utf-8")
         tok_text = (d / "tokenizer.json").read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(
             f"vocab dir {d}: needs readable vocab.txt and tokenizer.json ({exc})"
         ) from None
-    if lines and lines[-1] == "":
-        lines.pop()
-    tokens = [t[:-1] if t.endswith("\r") else t for t in lines]
+    tokens = parse_vocab_txt(vocab_text)
+    check_tokens(tokens, f"vocab dir {d}: vocab.txt")  # the shard contract's rules
     try:
         tok = json.loads(tok_text)
         vocab = tok["model"]["vocab"]
@@ -210,9 +210,6 @@ def read_vocab_dir(vocab_dir: str | Path) -> tuple[list[str], str, dict]:
         raise UserError(f"{d / 'tokenizer.json'}: not a BERT WordPiece tokenizer")
     if vocab != {t: i for i, t in enumerate(tokens)}:
         raise UserError(f"vocab dir {d}: tokenizer.json and vocab.txt hold different vocabs")
-    missing = [t for t in SPECIAL_TOKENS.values() if t not in vocab]
-    if missing or tokens[0] != "[PAD]":
-        raise UserError(f"vocab dir {d}: needs [PAD] at id 0 and {' '.join(missing)}")
     return tokens, tok_text, norm
 
 

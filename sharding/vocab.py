@@ -49,22 +49,57 @@ class Vocab:
         return " ".join(out)
 
 
-def load_vocab(path: str | os.PathLike) -> Vocab:
-    """Read ``vocab.txt``; :class:`UserError` if a special token is missing or [PAD] is not 0."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")
-    except FileNotFoundError:
-        raise UserError(f"vocab {path} does not exist") from None
+def parse_vocab_txt(text: str) -> list[str]:
+    """The tokens of ``vocab.txt`` content: one per line, ``\n`` or ``\r\n``, last end optional."""
+    lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    tokens = tuple(line.rstrip("\r") for line in lines)
-    index = {}
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def check_tokens(tokens: list[str], source: str = "vocab") -> None:
+    """Raise :class:`UserError` unless ``tokens`` is a usable BERT vocab.
+
+    The one set of rules, for the vocab stage, the instances stage, the shard tools and the
+    runner: non-empty, no duplicates, no empty token or token with a line break or tab,
+    ``[PAD]`` at id 0 (the schema pads with zeros) and ``[UNK] [CLS] [SEP] [MASK]`` present.
+    """
+    if not tokens:
+        raise UserError(f"{source}: the vocab is empty")
+    seen: dict[str, int] = {}
     for i, tok in enumerate(tokens):
-        index.setdefault(tok, i)
-    missing = [s for s in SPECIALS if s not in index]
+        if not tok or any(c in tok for c in "\n\r\t"):
+            raise UserError(f"{source}: token {i} is empty or holds a line break or tab: {tok!r}")
+        if tok in seen:
+            raise UserError(f"{source}: token {tok!r} appears twice (ids {seen[tok]} and {i})")
+        seen[tok] = i
+    missing = [t for t in SPECIALS if t not in seen]
     if missing:
-        raise UserError(f"vocab {path}: special tokens {missing} are missing")
-    if index["[PAD]"] != 0:
-        raise UserError(f"vocab {path}: [PAD] is id {index['[PAD]']}, shards need it at 0")
+        raise UserError(f"{source}: missing special token(s) {' '.join(missing)}")
+    if seen["[PAD]"] != 0:
+        raise UserError(f"{source}: [PAD] must have id 0, it has id {seen['[PAD]']}")
+
+
+def vocab_from_tokens(tokens: list[str] | tuple[str, ...], source: str = "vocab") -> Vocab:
+    """A checked :class:`Vocab` of ``tokens`` (id = position)."""
+    tokens = tuple(tokens)
+    check_tokens(list(tokens), source)
+    index = {tok: i for i, tok in enumerate(tokens)}
     return Vocab(tokens, *(index[s] for s in SPECIALS))
+
+
+def read_text(path: str | os.PathLike, what: str = "vocab") -> str:
+    """A vocab (or ``what``) file's text; :class:`UserError` if missing, unreadable or not UTF-8."""
+    try:
+        return Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} does not exist") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def load_vocab(path: str | os.PathLike) -> Vocab:
+    """Read ``vocab.txt``; :class:`UserError` if it breaks a rule of :func:`check_tokens`."""
+    return vocab_from_tokens(parse_vocab_txt(read_text(path)), f"vocab {path}")

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sharding.vocab import check_tokens
+
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -60,12 +62,8 @@ class VocabInfo:
     @classmethod
     def from_tokens(cls, tokens: list[str]) -> VocabInfo:
         """Build from the vocab in id order (line i of vocab.txt is id i)."""
+        check_tokens(list(tokens))  # the shard contract's rules (sharding.vocab)
         index = {t: i for i, t in enumerate(tokens)}
-        missing = [t for t in ("[CLS]", "[SEP]", "[MASK]") if t not in index]
-        if missing:
-            from ground.errors import UserError
-
-            raise UserError(f"vocab lacks the special tokens {missing}")
         replace = [i for i, t in enumerate(tokens) if not _SPECIAL.match(t)]
         cont = np.array([t.startswith("##") for t in tokens], dtype=bool)
         return cls(

@@ -187,13 +187,9 @@ class _WriteShardFn(beam.DoFn):
         self._spec = spec
 
     def setup(self):
-        from sharding.vocab import load_vocab
+        from sharding.vocab import vocab_from_tokens
 
-        fd, path = tempfile.mkstemp(suffix=".txt", prefix="bertprep-vocab-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("".join(t + "\n" for t in self._spec["vocab_tokens"]))
-        self._vocab = load_vocab(path)
-        os.unlink(path)
+        self._vocab = vocab_from_tokens(self._spec["vocab_tokens"])
 
     def process(self, plan):
         from sharding import schema

@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ground.errors import UserError
-from pipeline.vocab.files import MAX_INPUT_CHARS_PER_WORD, check_tokens
+from pipeline.vocab.files import MAX_INPUT_CHARS_PER_WORD
 from pipeline.vocab.wordpiece import PREFIX, UNK
+from sharding.vocab import check_tokens
 
 _UNUSED = re.compile(r"\[unused\d+\]")
 

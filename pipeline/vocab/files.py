@@ -19,31 +19,10 @@ from pathlib import Path
 from ground.atomic import write_bytes
 from ground.errors import UserError
 from pipeline.vocab.word_counts import Pretokenizer
-from pipeline.vocab.wordpiece import CLS, PAD, PREFIX, SEP, SPECIAL_TOKENS, UNK
+from pipeline.vocab.wordpiece import CLS, PREFIX, SEP, SPECIAL_TOKENS, UNK
+from sharding.vocab import check_tokens, parse_vocab_txt, read_text
 
 MAX_INPUT_CHARS_PER_WORD = 100  # BERT's: a longer word becomes [UNK]
-
-
-def check_tokens(tokens: list[str], source: str = "vocab") -> None:
-    """Raise :class:`UserError` unless ``tokens`` is a usable BERT vocab.
-
-    Requires: non-empty, no duplicates, no empty token or token with a line break or tab,
-    ``[PAD]`` at id 0 and ``[UNK] [CLS] [SEP] [MASK]`` present.
-    """
-    if not tokens:
-        raise UserError(f"{source}: the vocab is empty")
-    seen: dict[str, int] = {}
-    for i, tok in enumerate(tokens):
-        if not tok or any(c in tok for c in "\n\r\t"):
-            raise UserError(f"{source}: token {i} is empty or holds a line break or tab: {tok!r}")
-        if tok in seen:
-            raise UserError(f"{source}: token {tok!r} appears twice (ids {seen[tok]} and {i})")
-        seen[tok] = i
-    missing = [t for t in SPECIAL_TOKENS if t not in seen]
-    if missing:
-        raise UserError(f"{source}: missing special token(s) {' '.join(missing)}")
-    if seen[PAD] != 0:
-        raise UserError(f"{source}: [PAD] must have id 0, it has id {seen[PAD]}")
 
 
 def vocab_txt_bytes(tokens: list[str]) -> bytes:
@@ -101,7 +80,7 @@ def counts_tsv_bytes(counts: Mapping[str, int]) -> bytes:
 def read_counts(path: str | os.PathLike) -> dict[str, int]:
     """Read a counts file written by :func:`counts_tsv_bytes`; :class:`UserError` if malformed."""
     counts: dict[str, int] = {}
-    for n, line in enumerate(_read_text(path).split("\n"), 1):
+    for n, line in enumerate(read_text(path, "counts file").split("\n"), 1):
         if not line:
             continue
         word, tab, count = line.partition("\t")
@@ -141,15 +120,6 @@ class VocabFile:
     strip_accents: bool | None = None
 
 
-def _read_text(path: str | os.PathLike) -> str:
-    try:
-        return Path(path).read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-
-
 def load_vocab(path: str | os.PathLike) -> VocabFile:
     """Read a BERT ``vocab.txt`` or an HF WordPiece ``tokenizer.json`` (by content: JSON object).
 
@@ -158,13 +128,10 @@ def load_vocab(path: str | os.PathLike) -> VocabFile:
     :func:`check_tokens`), or a tokenizer.json that is not a WordPiece tokenizer with ids
     ``0..n-1``.
     """
-    text = _read_text(path)
+    text = read_text(path)
     if text.lstrip().startswith("{"):
         return _load_tokenizer_json(path, text)
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    tokens = [line[:-1] if line.endswith("\r") else line for line in lines]
+    tokens = parse_vocab_txt(text)
     check_tokens(tokens, str(path))
     return VocabFile(tokens)
 

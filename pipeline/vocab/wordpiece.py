@@ -39,9 +39,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ground.errors import UserError
+from sharding.vocab import SPECIALS
 
-PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
-SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
+# The special tokens and their order are the shard contract's (sharding.vocab.SPECIALS).
+SPECIAL_TOKENS = SPECIALS
+PAD, UNK, CLS, SEP, MASK = SPECIAL_TOKENS
 PREFIX = "##"
 DEFAULT_VOCAB_SIZE = 30522
 
