@@ -19,6 +19,7 @@ Layout (keys sorted on disk, so equal content gives equal bytes)::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -29,7 +30,7 @@ from typing import Any
 from ground.atomic import write_text
 from ground.errors import UserError
 from sharding import schema
-from sharding.vocab import load_vocab
+from sharding.vocab import load_vocab, parse_vocab_txt, vocab_from_tokens
 from sharding.writer import ShardFile, file_sha256
 
 MANIFEST_NAME = "manifest.json"
@@ -54,9 +55,20 @@ def vocab_info(vocab_path: str | os.PathLike) -> dict[str, Any]:
     return {"file": path.name, "sha256": file_sha256(path), "size": load_vocab(path).size}
 
 
+def vocab_info_bytes(name: str, data: bytes) -> dict[str, Any]:
+    """:func:`vocab_info` of vocab.txt content (for files on a Beam filesystem)."""
+    size = vocab_from_tokens(parse_vocab_txt(data.decode("utf-8")), f"vocab {name}").size
+    return {"file": name, "sha256": hashlib.sha256(data).hexdigest(), "size": size}
+
+
 def file_info(path: str | os.PathLike) -> dict[str, Any]:
     """``{"file", "sha256"}`` of any file (e.g. tokenizer.json)."""
     return {"file": Path(path).name, "sha256": file_sha256(path)}
+
+
+def file_info_bytes(name: str, data: bytes) -> dict[str, Any]:
+    """:func:`file_info` of a file's content."""
+    return {"file": name, "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def build_manifest(

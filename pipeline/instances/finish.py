@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 
 from ground.errors import UserError
 from pipeline.common import fs
@@ -140,28 +138,24 @@ def _write_manifest(out: str, cfg, build: dict, shards: list[dict], stats: dict)
     from sharding import manifest
     from sharding.writer import ShardFile
 
-    with tempfile.TemporaryDirectory(prefix="bertprep-manifest-") as tmp:
-        infos = {}
-        for name in ("vocab.txt", "tokenizer.json"):
-            local = os.path.join(tmp, name)
-            with fs.open_read(fs.join(out, name)) as src, open(local, "wb") as dst:
-                dst.write(src.read())
-            infos[name] = local
-        m = manifest.build_manifest(
-            seq_length=cfg.max_seq_length,
-            max_predictions=cfg.max_predictions_per_seq,
-            masked=not cfg.unmasked,
-            nsp=not cfg.no_nsp,
-            shards=[
-                (s["split"], ShardFile(s["file"], s["count"], s["sha256"], s["bytes"]))
-                for s in shards
-            ],
-            vocab=manifest.vocab_info(infos["vocab.txt"]),
-            seed=build["seed"],
-            config=_phase_record(cfg, build),
-            report=stats,
-            tokenizer=manifest.file_info(infos["tokenizer.json"]),
-        )
+    data = {}
+    for name in ("vocab.txt", "tokenizer.json"):
+        with fs.open_read(fs.join(out, name)) as src:
+            data[name] = src.read()
+    m = manifest.build_manifest(
+        seq_length=cfg.max_seq_length,
+        max_predictions=cfg.max_predictions_per_seq,
+        masked=not cfg.unmasked,
+        nsp=not cfg.no_nsp,
+        shards=[
+            (s["split"], ShardFile(s["file"], s["count"], s["sha256"], s["bytes"])) for s in shards
+        ],
+        vocab=manifest.vocab_info_bytes("vocab.txt", data["vocab.txt"]),
+        seed=build["seed"],
+        config=_phase_record(cfg, build),
+        report=stats,
+        tokenizer=manifest.file_info_bytes("tokenizer.json", data["tokenizer.json"]),
+    )
     fs.write_bytes(fs.join(out, "manifest.json"), manifest.dumps(m).encode())
 
 
