@@ -14,6 +14,7 @@ instead of reusing stale outputs. Once a stage runs, every later stage runs too.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -45,24 +46,20 @@ STAGES = (
     ("vocab", vocab_cli, "vocab"),
     ("instances", instances_cli, None),
 )
-# The options each skippable stage reads (instances checks its own inputs and options).
-_OPTIONS = {
-    "extract": extract_cli.add_input_arguments,
-    "segment": segment_cli.add_segment_arguments,
-    "vocab": vocab_cli.add_vocab_arguments,
-}
-_INPUT_FLAGS = ("wikipedia", "books", "corpus")  # replaced by the files they match
+
+
+def stage_options(name: str, args: argparse.Namespace):
+    """The typed options a skippable stage runs with (instances checks its own)."""
+    module = {"extract": extract_cli, "segment": segment_cli, "vocab": vocab_cli}[name]
+    return module.options_from_args(args)
 
 
 def stage_fingerprint(name: str, args: argparse.Namespace) -> str:
-    """Hex digest of a stage's own options and, for extract, the raw input files it reads
+    """Hex digest of a stage's options dataclass and, for extract, the raw input files it reads
     (kind, path relative to its root, size: the same for a local and a gs:// copy)."""
     from pipeline.extract.units import list_inputs
 
-    parser = argparse.ArgumentParser(add_help=False)
-    _OPTIONS[name](parser)
-    dests = set(vars(parser.parse_known_args([])[0])) - set(_INPUT_FLAGS)
-    described = {d: getattr(args, d, None) for d in sorted(dests)}
+    described = dataclasses.asdict(stage_options(name, args))
     if name == "extract":
         found = list_inputs(args.wikipedia or [], args.books or [], args.corpus or [])
         described["inputs"] = [[source, f.relpath, f.size] for source, f in found]

@@ -17,12 +17,14 @@ worker count or the input order.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
 
 from ground.errors import UserError
 from pipeline.common import beam_runner, fs, run_report
+from pipeline.instances.types import InstancesSpec
 
 DEFAULT_PHASES = ((128, 20), (512, 80))
 
@@ -235,24 +237,25 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         raise UserError("--num-shards and --num-validation-shards must be at least 1")
     if not 0.0 <= args.validation_fraction < 0.5:
         raise UserError("--validation-fraction must be in [0, 0.5)")
-    tokens, lowercase, strip, vocab_path = resolve_vocab(args, run_dir)
+    tokens, lowercase, strip, _ = resolve_vocab(args, run_dir)
     files, est_tokens, inputs_sha, relpaths = input_files(args, run_dir)
-    spec = {
-        "run_dir": run_dir,
-        "configs": configs,
-        "seed": args.seed,
-        "vocab_tokens": tokens,
-        "lowercase": lowercase,
-        "strip_accents": strip,
-        "validation_fraction": args.validation_fraction,
-        "groups": _groups(est_tokens, args.group_tokens),
-        "num_shards": args.num_shards,
-        "num_val_shards": args.num_validation_shards,
-        "gzip_level": args.gzip_level,
-        "relpaths": relpaths,
-        "inputs_sha256": inputs_sha,
-    }
-    build_config = finish.build_config(args, spec, vocab_path)
+    spec = InstancesSpec(
+        run_dir=run_dir,
+        configs=tuple(configs),
+        seed=args.seed,
+        vocab_tokens=tuple(tokens),
+        lowercase=lowercase,
+        strip_accents=strip,
+        validation_fraction=args.validation_fraction,
+        groups=_groups(est_tokens, args.group_tokens),
+        num_shards=args.num_shards,
+        num_val_shards=args.num_validation_shards,
+        gzip_level=args.gzip_level,
+        relpaths=relpaths,
+        inputs_sha256=inputs_sha,
+        classic_input=bool(args.input),
+    )
+    build_config = finish.build_config(spec)
     if beam_runner.is_dry_run(extra):  # a dry run changes nothing
         todo = configs
     else:
@@ -262,7 +265,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if not todo:
         print("instances: every phase is already complete", file=sys.stderr)
         return 0
-    spec["configs"] = todo
+    spec = dataclasses.replace(spec, configs=tuple(todo))
     _run_pipeline(files, spec, extra)
     summary = finish.finish(run_dir, todo, build_config, args.world_size)
     run_report.update_run_report(run_dir, "instances", summary)
@@ -287,7 +290,7 @@ def _groups(est_tokens: int, group_tokens: int) -> int:
     return num_groups(est_tokens, group_tokens)
 
 
-def _run_pipeline(files: list[str], spec: dict, extra: list[str]) -> None:
+def _run_pipeline(files: list[str], spec: InstancesSpec, extra: list[str]) -> None:
     import apache_beam as beam
 
     from pipeline.common import beam_runner

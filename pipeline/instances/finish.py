@@ -14,11 +14,12 @@ import sys
 from ground.errors import UserError
 from pipeline.common import fs
 from pipeline.common.run_report import DONE_MARKER
+from pipeline.instances.types import InstancesSpec
 
 PLANNED = "_config.json"  # the configuration a phase directory is being built with
 
 
-def build_config(args, spec: dict, vocab_path: str) -> dict:
+def build_config(spec: InstancesSpec) -> dict:
     """The configuration recorded in each manifest (and compared on reruns).
 
     The vocab is identified by the sha256 of its tokens, not by its path, so a run directory
@@ -26,25 +27,26 @@ def build_config(args, spec: dict, vocab_path: str) -> dict:
     """
     from pipeline.vocab.files import vocab_txt_bytes
 
-    vocab_sha = hashlib.sha256(vocab_txt_bytes(spec["vocab_tokens"])).hexdigest()
+    vocab_sha = hashlib.sha256(vocab_txt_bytes(spec.vocab_tokens)).hexdigest()
+    cfg = spec.configs[0]  # the options below are the same for every phase
     return {
-        "dupe_factor": args.dupe_factor,
-        "masked_lm_prob": args.masked_lm_prob,
-        "short_seq_prob": args.short_seq_prob,
-        "whole_word_mask": args.whole_word_mask,
-        "no_nsp": args.no_nsp,
-        "unmasked": args.unmasked,
-        "classic": args.classic,
-        "validation_fraction": args.validation_fraction,
-        "groups": spec["groups"],
-        "num_shards": args.num_shards,
-        "num_validation_shards": args.num_validation_shards,
-        "gzip_level": args.gzip_level,
-        "lowercase": spec["lowercase"],
-        "strip_accents": spec["strip_accents"],
-        "seed": args.seed,
-        "inputs": "classic text (--input)" if args.input else "RUN/sentences",
-        "inputs_sha256": spec["inputs_sha256"],  # names and sizes of the input files
+        "dupe_factor": cfg.dupe_factor,
+        "masked_lm_prob": cfg.masked_lm_prob,
+        "short_seq_prob": cfg.short_seq_prob,
+        "whole_word_mask": cfg.whole_word_mask,
+        "no_nsp": cfg.no_nsp,
+        "unmasked": cfg.unmasked,
+        "classic": cfg.classic,
+        "validation_fraction": spec.validation_fraction,
+        "groups": spec.groups,
+        "num_shards": spec.num_shards,
+        "num_validation_shards": spec.num_val_shards,
+        "gzip_level": spec.gzip_level,
+        "lowercase": spec.lowercase,
+        "strip_accents": spec.strip_accents,
+        "seed": spec.seed,
+        "inputs": "classic text (--input)" if spec.classic_input else "RUN/sentences",
+        "inputs_sha256": spec.inputs_sha256,  # names and sizes of the input files
         "vocab_sha256": vocab_sha,
     }
 

@@ -32,6 +32,7 @@ from pipeline.common.file_stage import basename
 from pipeline.instances import buckets as instance_buckets
 from pipeline.instances import plan as instances_plan
 from pipeline.instances.plan import Bucket
+from pipeline.instances.types import InstancesSpec
 
 TOKENS_SCHEMA = pa.schema(
     [
@@ -61,7 +62,7 @@ def iter_input_documents(path: str, relpath: str | None = None):
 class _TokenizeFileFn(beam.DoFn):
     """Tokenize one input file; store documents by (split, group); emit the row-group refs."""
 
-    def __init__(self, spec: dict):
+    def __init__(self, spec: InstancesSpec):
         self._spec = spec
 
     def setup(self):
@@ -69,20 +70,20 @@ class _TokenizeFileFn(beam.DoFn):
         from pipeline.vocab.files import build_tokenizer
 
         s = self._spec
-        tok = build_tokenizer(s["vocab_tokens"], s["lowercase"], s["strip_accents"])
+        tok = build_tokenizer(s.vocab_tokens, s.lowercase, s.strip_accents)
         self._fast = FastWordPiece.from_tokenizer(tok)
-        self._groups = instances_plan.groups_per_split(s["groups"], s["validation_fraction"])
+        self._groups = instances_plan.groups_per_split(s.groups, s.validation_fraction)
 
     def process(self, item: tuple[int, str]):
         index, path = item
         s = self._spec
         by_key: dict[tuple[str, int], list] = {}
-        for doc_id, sentences in iter_input_documents(path, s["relpaths"].get(path)):
+        for doc_id, sentences in iter_input_documents(path, s.relpaths.get(path)):
             tokens, offsets = self._fast.encode_document(sentences)
-            split = instances_plan.split_of(doc_id, s["validation_fraction"])
-            group = instances_plan.group_of(doc_id, s["seed"], self._groups[split])
+            split = instances_plan.split_of(doc_id, s.validation_fraction)
+            group = instances_plan.group_of(doc_id, s.seed, self._groups[split])
             by_key.setdefault((split, group), []).append((doc_id, tokens, offsets))
-        out = fs.join(s["run_dir"], "tmp", "tokens", f"{index:06d}.parquet")
+        out = fs.join(s.run_dir, "tmp", "tokens", f"{index:06d}.parquet")
         fd, local = tempfile.mkstemp(suffix=".parquet", prefix="bertprep-tokens-")
         os.close(fd)
         refs = []
@@ -104,13 +105,13 @@ class _TokenizeFileFn(beam.DoFn):
 class _BuildGroupFn(beam.DoFn):
     """Build every phase's instances of one (split, group); write them to buckets."""
 
-    def __init__(self, spec: dict):
+    def __init__(self, spec: InstancesSpec):
         self._spec = spec
 
     def setup(self):
         from pipeline.instances.masking import VocabInfo
 
-        self._vocab = VocabInfo.from_tokens(self._spec["vocab_tokens"])
+        self._vocab = VocabInfo.from_tokens(self._spec.vocab_tokens)
 
     def process(self, item):
         from pipeline.instances.builder import FlatDoc, build_group_batches
@@ -128,14 +129,14 @@ class _BuildGroupFn(beam.DoFn):
                         np.asarray(row["offsets"], np.int64),
                     )
                 )
-        for cfg in self._spec["configs"]:
+        for cfg in self._spec.configs:
             parts, stats = [], None
-            for batch, st in build_group_batches(docs, cfg, self._vocab, self._spec["seed"]):
+            for batch, st in build_group_batches(docs, cfg, self._vocab, self._spec.seed):
                 if len(batch):
                     parts.append(_arrays(batch, cfg))
                 stats = st if stats is None else stats.merge(st)
             path = fs.join(
-                self._spec["run_dir"], "tmp", "buckets", cfg.phase, f"{split}-{group:05d}.hdf5"
+                self._spec.run_dir, "tmp", "buckets", cfg.phase, f"{split}-{group:05d}.hdf5"
             )
             count = (
                 instance_buckets.write_bucket(path, instance_buckets.concat(parts)) if parts else 0
@@ -153,26 +154,26 @@ def _arrays(batch, cfg) -> dict[str, np.ndarray]:
 class _PlanShardsFn(beam.DoFn):
     """All buckets -> one ShardPlan per output shard (or a recorded problem)."""
 
-    def __init__(self, spec: dict):
+    def __init__(self, spec: InstancesSpec):
         self._spec = spec
 
     def process(self, buckets: list):
         s = self._spec
         problems = []
-        for cfg in s["configs"]:
+        for cfg in s.configs:
             for split in (instances_plan.TRAINING, instances_plan.VALIDATION):
                 mine = [b for phase, sp, b, _ in buckets if phase == cfg.phase and sp == split]
                 total = sum(b.count for b in mine)
                 if split == instances_plan.VALIDATION and total == 0:
                     continue  # no validation documents: a note in the report, no shards
-                n = s["num_shards"] if split == instances_plan.TRAINING else s["num_val_shards"]
+                n = s.num_shards if split == instances_plan.TRAINING else s.num_val_shards
                 n = n or instances_plan.auto_num_shards(total)
                 try:
                     yield from instances_plan.plan_shards(cfg.phase, split, mine, n)
                 except ValueError as exc:
                     problems.append(str(exc))
         if problems:
-            path = fs.join(s["run_dir"], "tmp", "problems.json")
+            path = fs.join(s.run_dir, "tmp", "problems.json")
             fs.write_bytes(path, json.dumps(problems).encode())
 
 
@@ -183,13 +184,13 @@ class _WriteShardFn(beam.DoFn):
     here, on every worker in parallel, on the exact file that is then published.
     """
 
-    def __init__(self, spec: dict):
+    def __init__(self, spec: InstancesSpec):
         self._spec = spec
 
     def setup(self):
         from sharding.vocab import vocab_from_tokens
 
-        self._vocab = vocab_from_tokens(self._spec["vocab_tokens"])
+        self._vocab = vocab_from_tokens(self._spec.vocab_tokens)
 
     def process(self, plan):
         from sharding import schema
@@ -198,8 +199,8 @@ class _WriteShardFn(beam.DoFn):
 
         s = self._spec
         name = schema.shard_name(plan.split, plan.index)
-        dest = fs.join(s["run_dir"], plan.phase, name)
-        cfg = next(c for c in s["configs"] if c.phase == plan.phase)
+        dest = fs.join(s.run_dir, plan.phase, name)
+        cfg = next(c for c in s.configs if c.phase == plan.phase)
         if "://" not in dest and os.path.exists(dest):  # resumed build: shards are deterministic
             from sharding.writer import ShardFile
 
@@ -212,14 +213,12 @@ class _WriteShardFn(beam.DoFn):
             return
         parts = [instance_buckets.read_rows(p, first, step) for p, first, step in plan.sources]
         arrays = instance_buckets.concat(parts)
-        seed = instances_plan.shard_seed(s["seed"], plan.phase, plan.split, plan.index)
+        seed = instances_plan.shard_seed(s.seed, plan.phase, plan.split, plan.index)
         arrays = instances_plan.shuffle_rows(arrays, seed)
         tmpdir = tempfile.mkdtemp(prefix="bertprep-shard-")
         try:
             local = os.path.join(tmpdir, name)
-            shard = write_shard(
-                local, arrays, nsp=not cfg.no_nsp, compression_level=s["gzip_level"]
-            )
+            shard = write_shard(local, arrays, nsp=not cfg.no_nsp, compression_level=s.gzip_level)
             problems = verify_shard(Path(local), self._vocab, nsp=not cfg.no_nsp)
             if problems:  # a bug, never a user error: stop the run loudly
                 raise RuntimeError(f"{name} failed verification: {problems[:5]}")
@@ -235,7 +234,7 @@ class _WriteShardFn(beam.DoFn):
 class BuildShards(beam.PTransform):
     """(index, input path) pairs in; shards, bucket stats and shard list written under RUN."""
 
-    def __init__(self, spec: dict):
+    def __init__(self, spec: InstancesSpec):
         super().__init__()
         self._spec = spec
 
@@ -263,8 +262,8 @@ class BuildShards(beam.PTransform):
 class _WriteListFn(beam.DoFn):
     """Write a collected list as JSON under RUN/tmp for the launcher to finish the stage."""
 
-    def __init__(self, spec: dict, name: str):
-        self._path = fs.join(spec["run_dir"], "tmp", name)
+    def __init__(self, spec: InstancesSpec, name: str):
+        self._path = fs.join(spec.run_dir, "tmp", name)
 
     def process(self, items: list):
         rows = []

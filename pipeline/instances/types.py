@@ -46,6 +46,44 @@ class InstanceConfig:
         return f"seq{self.max_seq_length}"
 
 
+@dataclass(frozen=True)
+class InstancesSpec:
+    """Everything the instances pipeline's DoFns need: built once by the stage's cli module.
+
+    Attributes:
+        run_dir: the run directory (local or ``gs://``); intermediates go to ``RUN/tmp``.
+        configs: one :class:`InstanceConfig` per phase still to build (seq128, seq512).
+        seed: the build seed (splits, groups, masking, shard shuffles derive from it).
+        vocab_tokens: the vocab in id order (line i of vocab.txt is id i).
+        lowercase, strip_accents: the tokenizer's normaliser settings (BERT's).
+        validation_fraction: share of documents held out, by document id hash, in [0, 0.5).
+        groups: instance groups over both splits (bounded memory per worker).
+        num_shards: training shards per phase (``None``: sized automatically).
+        num_val_shards: validation shards per phase.
+        gzip_level: HDF5 gzip level of the shards, 0-9.
+        relpaths: ``{path: relpath}`` seeding document ids of classic text inputs; empty for
+            RUN/sentences.
+        inputs_sha256: fingerprint of the input files' names and sizes.
+        classic_input: the inputs are classic one-sentence-per-line text (``--input``), not
+            RUN/sentences.
+    """
+
+    run_dir: str
+    configs: tuple[InstanceConfig, ...]
+    seed: int
+    vocab_tokens: tuple[str, ...]
+    lowercase: bool
+    strip_accents: bool | None
+    validation_fraction: float
+    groups: int
+    num_shards: int | None
+    num_val_shards: int
+    gzip_level: int
+    relpaths: dict[str, str] = field(default_factory=dict)
+    inputs_sha256: str = ""
+    classic_input: bool = False
+
+
 @dataclass(slots=True)
 class Instance:
     """One training instance, unpadded.
