@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ground.atomic import atomic_dir
 from ground.errors import UserError
 from pretrain.checkpoint import load_checkpoint
 from pretrain.config import BertConfig
@@ -324,8 +324,7 @@ def save_classifier(
     )
     state = strip_vocab_padding(model.state_dict(), cfg.vocab_size)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with atomic_dir(out_dir) as tmp:
         (tmp / "config.json").write_text(json.dumps(hf, indent=2, sort_keys=True) + "\n")
         save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
         for name, src in sorted(tokenizer_files.items()):
@@ -333,12 +332,3 @@ def save_classifier(
                 shutil.copyfile(src, tmp / name)
             else:
                 (tmp / name).write_text(src, encoding="utf-8")
-        old = out_dir.with_name(f".{out_dir.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if out_dir.exists():
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -18,13 +18,12 @@ config.json; TensorBoard events when tensorboard is installed.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import time
-from pathlib import Path
 
 from pretrain.recipes import RECIPES
+from pretrain.train_config import TrainConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -114,38 +113,55 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def resolve(args: argparse.Namespace, world_size: int) -> dict:
-    """Fill recipe defaults into a plain dict of training settings; validates them."""
+def resolve(args: argparse.Namespace, world_size: int) -> TrainConfig:
+    """The run's :class:`TrainConfig`: flags over the recipe's defaults, validated."""
     from ground.errors import UserError
 
     r = RECIPES[args.recipe][args.phase]
-    s = {
-        "phase": args.phase,
-        "recipe": args.recipe,
-        "global_batch": args.global_batch or r.global_batch,
-        "lr": args.lr if args.lr is not None else r.lr,
-        "warmup": args.warmup if args.warmup is not None else r.warmup,
-        "total_steps": args.total_steps or r.total_steps,
-        "seed": args.seed,
-        "bin_size": args.bin_size if args.bin_size is not None else (64 if args.phase == 2 else 0),
-        "mask_prob": args.mask_prob if args.mask_prob is not None else r.mask_prob,
-        "optimizer": getattr(args, "optimizer", None) or r.optimizer,
-        "dropout": args.dropout if args.dropout is not None else r.dropout,
-    }
-    if s["dropout"] is not None and not 0.0 <= s["dropout"] < 1.0:
-        raise UserError(f"--dropout must be in [0, 1), got {s['dropout']}")
-    if not 0.0 < s["mask_prob"] < 1.0:
-        raise UserError(f"--mask-prob must be in (0, 1), got {s['mask_prob']}")
-    s["micro_batch"] = args.micro_batch or s["global_batch"] // world_size
-    step = s["micro_batch"] * world_size
-    if s["micro_batch"] < 1 or s["global_batch"] % step:
+    global_batch = args.global_batch or r.global_batch
+    total_steps = args.total_steps or r.total_steps
+    dropout = args.dropout if args.dropout is not None else r.dropout
+    mask_prob = args.mask_prob if args.mask_prob is not None else r.mask_prob
+    if dropout is not None and not 0.0 <= dropout < 1.0:
+        raise UserError(f"--dropout must be in [0, 1), got {dropout}")
+    if not 0.0 < mask_prob < 1.0:
+        raise UserError(f"--mask-prob must be in (0, 1), got {mask_prob}")
+    micro_batch = args.micro_batch or global_batch // world_size
+    step = micro_batch * world_size
+    if micro_batch < 1 or global_batch % step:
         raise UserError(
-            f"--global-batch {s['global_batch']} must be a multiple of "
-            f"--micro-batch {s['micro_batch']} x world size {world_size}"
+            f"--global-batch {global_batch} must be a multiple of "
+            f"--micro-batch {micro_batch} x world size {world_size}"
         )
-    s["accumulation"] = s["global_batch"] // step
-    s["max_steps"] = min(args.max_steps or s["total_steps"], s["total_steps"])
-    return s
+    return TrainConfig(
+        data=args.data,
+        output=args.output,
+        phase=args.phase,
+        recipe=args.recipe,
+        global_batch=global_batch,
+        micro_batch=micro_batch,
+        accumulation=global_batch // step,
+        lr=args.lr if args.lr is not None else r.lr,
+        warmup=args.warmup if args.warmup is not None else r.warmup,
+        total_steps=total_steps,
+        max_steps=min(args.max_steps or total_steps, total_steps),
+        seed=args.seed,
+        bin_size=args.bin_size if args.bin_size is not None else (64 if args.phase == 2 else 0),
+        mask_prob=mask_prob,
+        optimizer=getattr(args, "optimizer", None) or r.optimizer,
+        dropout=dropout,
+        model=args.model,
+        config=args.config,
+        init_from=args.init_from,
+        resume=args.resume,
+        time_budget=args.time_budget,
+        checkpoint_every=args.checkpoint_every,
+        keep_last=args.keep_last,
+        eval_every=args.eval_every,
+        precision=args.precision,
+        compile=args.compile,
+        log_samples=args.log_samples,
+    )
 
 
 def run(args: argparse.Namespace, extra: list[str] | None = None) -> int:
@@ -166,8 +182,7 @@ def run(args: argparse.Namespace, extra: list[str] | None = None) -> int:
     # its own handler back, so its later child processes still die on SIGTERM.
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        settings = resolve(args, info.world_size)
-        job = Run(args, settings, info)
+        job = Run(resolve(args, info.world_size), info)
         return job.train(stop, time.monotonic())
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -190,10 +205,6 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"train: error: {exc}", file=sys.stderr)
         return 2
-
-
-def dump_config(path: Path, obj: dict) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

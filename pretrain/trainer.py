@@ -24,32 +24,33 @@ from pretrain.metrics import MetricsLog
 from pretrain.model import BertForPreTraining
 from pretrain.schedule import poly_warmup_scheduler
 from pretrain.step import evaluate, make_scaler, train_step
+from pretrain.train_config import TrainConfig
 from sharding.reader import ShardSet
 
 
 class Run:
     """One phase of pretraining in one output directory."""
 
-    def __init__(self, args, settings: dict, info: dist.DistInfo):
-        self.args, self.s, self.info = args, settings, info
-        self.output = Path(args.output)
-        self.precision = args.precision or ("bf16" if info.device.type == "cuda" else "fp32")
-        self.shards = ShardSet.open(args.data)
+    def __init__(self, config: TrainConfig, info: dist.DistInfo):
+        self.c, self.info = config, info
+        self.output = Path(config.output)
+        self.precision = config.precision or ("bf16" if info.device.type == "cuda" else "fp32")
+        self.shards = ShardSet.open(config.data)
         self.cfg = self._model_config()
         check_compatible(self.shards, self.cfg.vocab_size, self.cfg.max_position_embeddings)
-        torch.manual_seed(settings["seed"])
-        d = settings.get("dropout")  # pretraining's own dropout; self.cfg (saved) keeps its own
+        torch.manual_seed(config.seed)
+        d = config.dropout  # pretraining's own dropout; self.cfg (saved) keeps its own
         built = self.cfg if d is None else self.cfg.replace(
             hidden_dropout_prob=d, attention_probs_dropout_prob=d
         )  # fmt: skip
         self.model = BertForPreTraining(built).to(info.device)
-        kind = settings.get("optimizer", "lamb")
+        kind = config.optimizer
         if kind == "adamw":
-            self.optimizer = AdamW(lamb_param_groups(self.model), lr=settings["lr"])
+            self.optimizer = AdamW(lamb_param_groups(self.model), lr=config.lr)
         else:
             self.optimizer = make_lamb(
                 lamb_param_groups(self.model),
-                lr=settings["lr"],
+                lr=config.lr,
                 use_apex=kind == "apex",
                 compiled=kind == "lamb-compiled",
             )
@@ -61,9 +62,7 @@ class Run:
         self.scaler = make_scaler(info.device, self.precision)
         self.step = 0
         self.restore()
-        self.scheduler = poly_warmup_scheduler(
-            self.optimizer, settings["total_steps"], settings["warmup"]
-        )
+        self.scheduler = poly_warmup_scheduler(self.optimizer, config.total_steps, config.warmup)
         if self._saved is not None and self._saved.get("scheduler") is not None:
             self.scheduler.load_state_dict(self._saved["scheduler"])
             # A new LambdaLR sets every group's lr to step 1's value; put back the saved one.
@@ -80,7 +79,7 @@ class Run:
     # ---- construction -------------------------------------------------------------------
     def _model_config(self) -> BertConfig:
         """--config, else --model, else the checkpoint being continued, else base."""
-        a = self.args
+        a = self.c
         if a.config:
             cfg = BertConfig.from_json(a.config)
         elif a.model is None and self._continued() is not None:
@@ -100,31 +99,31 @@ class Run:
 
     def _continued(self):
         """The checkpoint this run continues (--resume's latest, else --init-from), or None."""
-        if self.args.resume:
+        if self.c.resume:
             latest = ckpt.latest_checkpoint(self.output / "checkpoints")
             if latest is not None:
                 return latest
-        return self.args.init_from
+        return self.c.init_from
 
     def _loader(self) -> PretrainLoader:
-        s, info = self.s, self.info
-        fits = all(len(r) >= s["global_batch"] for r in self.shards.training)
+        c, info = self.c, self.info
+        fits = all(len(r) >= c.global_batch for r in self.shards.training)
         return PretrainLoader(
             self.shards,
-            s["micro_batch"],
-            seed=s["seed"],
+            c.micro_batch,
+            seed=c.seed,
             world_size=info.world_size,
             rank=info.rank,
-            global_batch=s["global_batch"] if fits else None,
-            bin_size=s["bin_size"] or None,
-            pad_to_longest=s["phase"] == 2,
+            global_batch=c.global_batch if fits else None,
+            bin_size=c.bin_size or None,
+            pad_to_longest=c.phase == 2,
             vocab_size=self.cfg.vocab_size,  # every shard's ids checked as it is loaded
-            mask_prob=s.get("mask_prob", 0.15),
+            mask_prob=c.mask_prob,
         )
 
     def _wrap(self, model):
         net = model
-        if self.args.compile:
+        if self.c.compile:
             net = torch.compile(net)
         if self.info.world_size > 1:
             ids = [self.info.device.index] if self.info.device.type == "cuda" else None
@@ -135,7 +134,7 @@ class Run:
     def restore(self) -> None:
         """``--resume``: everything from the latest checkpoint; ``--init-from``: weights and
         LAMB moments only (step, bias correction, schedule and data order restart)."""
-        a, self._saved = self.args, None
+        a, self._saved = self.c, None
         if a.resume:
             path = ckpt.latest_checkpoint(self.output / "checkpoints")
             if path is None:
@@ -143,12 +142,12 @@ class Run:
                     raise UserError(f"--resume: no checkpoint in {self.output / 'checkpoints'}")
             else:
                 state = ckpt.load_checkpoint(path)
-                if _family(state) != _family(self.s):
+                if _family(state) != _family(self.c.schedule()):
                     raise UserError(
                         f"{path} was trained with {_family(state)}; resume it with "
                         f"--optimizer {_family(state)}"
                     )
-                if state["phase"] != self.s["phase"]:
+                if state["phase"] != self.c.phase:
                     raise UserError(
                         f"{path} is a phase {state['phase']} checkpoint; pass "
                         f"--phase {state['phase']} to resume it"
@@ -162,17 +161,17 @@ class Run:
         if a.init_from:
             state = ckpt.load_checkpoint(a.init_from)
             self._load_weights(state, a.init_from)
-            if state.get("optimizer") and _family(state) != _family(self.s):
+            if state.get("optimizer") and _family(state) != _family(self.c.schedule()):
                 print(
                     f"train: {a.init_from} was trained with {_family(state)}; the "
-                    f"{_family(self.s)} moments start from zero"
+                    f"{_family(self.c.schedule())} moments start from zero"
                 )
             elif state.get("optimizer"):
                 self.optimizer.load_state_dict(state["optimizer"])
                 reset_step_count(self.optimizer)
                 reset_adamw_steps(self.optimizer)
                 for group in self.optimizer.param_groups:
-                    group["lr"] = self.s["lr"]
+                    group["lr"] = self.c.lr
                     group.pop("initial_lr", None)
 
     def _load_weights(self, state: dict, path) -> None:
@@ -188,10 +187,10 @@ class Run:
         if self.info.is_main:
             state = ckpt.make_state(
                 step=self.step,
-                phase=self.s["phase"],
+                phase=self.c.phase,
                 config={
                     "model": self.cfg.to_dict(),
-                    "train": dict(self.s),
+                    "train": self.c.schedule(),
                     "precision": self.precision,
                 },
                 model=self.model,
@@ -200,23 +199,23 @@ class Run:
                 scaler=self.scaler,
                 sampler=self.loader,
             )
-            path = ckpt.save_and_rotate(self.output / "checkpoints", state, self.args.keep_last)
+            path = ckpt.save_and_rotate(self.output / "checkpoints", state, self.c.keep_last)
         dist.barrier()
         return path
 
     # ---- loop ---------------------------------------------------------------------------
     def train(self, stop: dict, t_start: float) -> int:
-        s, a = self.s, self.args
-        log = MetricsLog(self.output, self.info.is_main, s["max_steps"], self.step)
+        c = self.c
+        log = MetricsLog(self.output, self.info.is_main, c.max_steps, self.step)
         if self.info.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
             self.cfg.to_json(self.output / "model_config.json")
         batches = iter(self.loader)
         reason = "done"
         try:
-            while self.step < s["max_steps"]:
-                micro = list(itertools.islice(batches, s["accumulation"]))
-                if a.log_samples:
+            while self.step < c.max_steps:
+                micro = list(itertools.islice(batches, c.accumulation))
+                if c.log_samples:
                     self._log_samples(micro)
                 r = train_step(
                     self.net,
@@ -230,11 +229,11 @@ class Run:
                 )
                 self.step += 1
                 log.log(self._row(r))
-                if a.eval_every and self.step % a.eval_every == 0:
+                if c.eval_every and self.step % c.eval_every == 0:
                     self._evaluate(log)
-                if self.step % a.checkpoint_every == 0:
+                if self.step % c.checkpoint_every == 0:
                     self.save()
-                over = bool(a.time_budget) and time.monotonic() - t_start > a.time_budget
+                over = bool(c.time_budget) and time.monotonic() - t_start > c.time_budget
                 signalled, over = dist.any_rank(
                     (stop["signal"] is not None, over), self.info.device
                 )
@@ -251,7 +250,7 @@ class Run:
             self.loader.close()
         if self.info.is_main:
             print(
-                f"train: phase {s['phase']} stopped at step {self.step} ({reason}); "
+                f"train: phase {c.phase} stopped at step {self.step} ({reason}); "
                 f"checkpoint in {self.output / 'checkpoints'}"
             )
         return 0
@@ -266,7 +265,7 @@ class Run:
     def _row(self, r) -> dict:
         row = {
             "step": self.step,
-            "phase": self.s["phase"],
+            "phase": self.c.phase,
             "loss": r.loss,
             "mlm_loss": r.mlm_loss,
             "mlm_acc": r.mlm_acc,
@@ -290,16 +289,16 @@ class Run:
             return
         loader = ValidationLoader(
             self.shards,
-            self.s["micro_batch"],
+            self.c.micro_batch,
             world_size=self.info.world_size,
             rank=self.info.rank,
-            seed=self.s["seed"],
-            pad_to_longest=self.s["phase"] == 2,
+            seed=self.c.seed,
+            pad_to_longest=self.c.phase == 2,
             vocab_size=self.cfg.vocab_size,
         )
         metrics = evaluate(self.model, loader, self.info, self.precision, nsp=self.nsp)
         if metrics:
-            log.log({"step": self.step, "phase": self.s["phase"], **metrics})
+            log.log({"step": self.step, "phase": self.c.phase, **metrics})
 
 
 def _family(obj: dict) -> str:

@@ -15,7 +15,7 @@ from tokenizers import Tokenizer
 
 from ground.errors import UserError
 from pipeline.vocab.files import load_vocab, write_vocab_dir
-from pretrain import export_cli
+from pretrain import export_cli, export_dir
 from pretrain.checkpoint import make_state, save_checkpoint
 from pretrain.config import preset
 from pretrain.model import BertForPreTraining
@@ -53,7 +53,7 @@ def run_dir(tmp_path_factory, corpus_dir):
 
 @pytest.fixture(scope="module")
 def exported(run_dir):
-    return export_cli.export(run_dir / "train", run_dir / "export")
+    return export_dir.export(run_dir / "train", run_dir / "export")
 
 
 def _sst2_pairs(corpus_dir, n: int) -> list[tuple[str, str]]:
@@ -133,7 +133,7 @@ def test_exported_tokenizer_gives_our_ids(exported, run_dir, corpus_dir):
 
 
 def test_fp16_halves_the_file_and_is_deterministic(run_dir, exported, tmp_path):
-    half = export_cli.export(run_dir / "train", tmp_path / "fp16", dtype="fp16")
+    half = export_dir.export(run_dir / "train", tmp_path / "fp16", dtype="fp16")
     size32 = (exported / "model.safetensors").stat().st_size
     size16 = (half / "model.safetensors").stat().st_size
     assert 0.49 < size16 / size32 < 0.51
@@ -142,7 +142,7 @@ def test_fp16_halves_the_file_and_is_deterministic(run_dir, exported, tmp_path):
     ref = _perturbed_model().state_dict()["bert.encoder.layer.0.output.dense.weight"]
     got = model.state_dict()["bert.encoder.layer.0.output.dense.weight"]
     assert torch.equal(got, ref.half())
-    again = export_cli.export(run_dir / "train", tmp_path / "again")
+    again = export_dir.export(run_dir / "train", tmp_path / "again")
 
     def digest(d):
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in d.iterdir()}
@@ -167,34 +167,34 @@ def test_cli_arguments_and_overwrite(run_dir, exported, tmp_path, capsys):
 
 def test_bad_inputs(run_dir, corpus_dir, tmp_path):
     with pytest.raises(UserError, match="no such file"):
-        export_cli.export(tmp_path / "missing.pt", tmp_path / "o1")
+        export_dir.export(tmp_path / "missing.pt", tmp_path / "o1")
     bad = tmp_path / "train" / "checkpoints" / "ckpt-00000001.pt"
     bad.parent.mkdir(parents=True)
     good = (run_dir / "train" / "checkpoints" / "ckpt-00000002.pt").read_bytes()
     bad.write_bytes(good[: len(good) // 2])  # truncated mid-write
     with pytest.raises(UserError, match="corrupt"):
-        export_cli.export(bad, tmp_path / "o2", vocab_dir=run_dir / "vocab")
+        export_dir.export(bad, tmp_path / "o2", vocab_dir=run_dir / "vocab")
     # No vocab next to a checkpoint outside a run layout.
     lone = tmp_path / "lone" / "checkpoints" / "ckpt-00000002.pt"
     lone.parent.mkdir(parents=True)
     lone.write_bytes(good)
     with pytest.raises(UserError, match="--vocab-dir"):
-        export_cli.export(lone, tmp_path / "o3")
+        export_dir.export(lone, tmp_path / "o3")
     # A vocab of another size (the cased vocab has 28996 tokens).
     cased = load_vocab(corpus_dir / "vocab" / "bert-base-cased-vocab.txt").tokens
     write_vocab_dir(tmp_path / "cased", cased, lowercase=False, strip_accents=None)
     with pytest.raises(UserError, match="28996 tokens"):
-        export_cli.export(lone, tmp_path / "o4", vocab_dir=tmp_path / "cased")
+        export_dir.export(lone, tmp_path / "o4", vocab_dir=tmp_path / "cased")
     # Weights that do not fit the recorded config (3 layers claimed, 2 stored).
     model = _perturbed_model()
     cfg3 = model.config.replace(num_hidden_layers=3).to_dict()
     wrong = tmp_path / "wrong" / "checkpoints" / "ckpt-00000001.pt"
     save_checkpoint(wrong, make_state(step=1, phase=1, config={"model": cfg3}, model=model))
     with pytest.raises(UserError, match="missing bert.encoder.layer.2"):
-        export_cli.export(wrong, tmp_path / "o6", vocab_dir=run_dir / "vocab")
+        export_dir.export(wrong, tmp_path / "o6", vocab_dir=run_dir / "vocab")
     # tokenizer.json missing.
     (tmp_path / "novocab").mkdir()
     (tmp_path / "novocab" / "vocab.txt").write_bytes(b"[PAD]\n")
     with pytest.raises(UserError, match="tokenizer.json"):
-        export_cli.export(lone, tmp_path / "o5", vocab_dir=tmp_path / "novocab")
+        export_dir.export(lone, tmp_path / "o5", vocab_dir=tmp_path / "novocab")
     assert not any(p.name.startswith(("o", ".o")) for p in tmp_path.iterdir())

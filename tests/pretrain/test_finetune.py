@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from ground.errors import UserError
-from pretrain import export_cli, finetune_cli
+from pretrain import export_dir, finetune_cli
 from pretrain import finetune as ft
 from pretrain import finetune_data as fd
 from pretrain import finetune_metrics as fm
@@ -72,7 +72,7 @@ def exported(tmp_path_factory, tok_dir, pretrained_model) -> Path:
         step=1, phase=1, config={"model": CFG.to_dict()}, model=pretrained_model, with_rng=False
     )
     save_checkpoint(d / "ckpt-00000001.pt", state)
-    return export_cli.export(d / "ckpt-00000001.pt", d / "export", vocab_dir=tok_dir)
+    return export_dir.export(d / "ckpt-00000001.pt", d / "export", vocab_dir=tok_dir)
 
 
 def _write_tsv(path: Path, rows) -> Path:

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from bertprep.cli import main
-from pretrain import compare, export_cli, glue
+from pretrain import compare, export_dir, glue
 from pretrain import finetune as ft
 from pretrain import finetune_data as fd
 from pretrain.checkpoint import make_state, save_checkpoint
@@ -49,7 +49,7 @@ def model_dir(tmp_path_factory, corpus_dir) -> Path:
     state = make_state(step=1, phase=1, config={"model": CFG.to_dict()},
                        model=BertForPreTraining(CFG), with_rng=False)  # fmt: skip
     save_checkpoint(d / "ckpt-00000001.pt", state)
-    return export_cli.export(d / "ckpt-00000001.pt", d / "export", vocab_dir=d / "vocab")
+    return export_dir.export(d / "ckpt-00000001.pt", d / "export", vocab_dir=d / "vocab")
 
 
 @pytest.fixture(scope="module")

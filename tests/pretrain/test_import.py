@@ -11,7 +11,7 @@ import transformers
 
 from ground.errors import UserError
 from pipeline.vocab.files import load_vocab, write_vocab_dir
-from pretrain import export_cli, import_cli
+from pretrain import export_dir, import_cli, import_hf
 from pretrain.checkpoint import load_checkpoint, make_state, save_checkpoint
 from pretrain.config import BertConfig, preset
 from pretrain.model import BertForPreTraining
@@ -60,7 +60,7 @@ def _assert_same_logits(ours: BertForPreTraining, hf) -> None:
 
 def _load_ours(ckpt) -> tuple[BertForPreTraining, dict]:
     state = load_checkpoint(ckpt)
-    cfg = BertConfig.from_json(import_cli.config_path(ckpt))
+    cfg = BertConfig.from_json(import_hf.config_path(ckpt))
     assert cfg.to_dict() == state["config"]["model"]
     model = BertForPreTraining(cfg)
     model.load_state_dict(state["model"])  # strict
@@ -70,7 +70,7 @@ def _load_ours(ckpt) -> tuple[BertForPreTraining, dict]:
 def test_transformers_save_pretrained_imports_with_equal_logits(tmp_path):
     hf = _hf_model()
     hf.save_pretrained(tmp_path / "hf")
-    info = import_cli.import_hf(tmp_path / "hf", tmp_path / "ckpt.pt")
+    info = import_hf.import_hf(tmp_path / "hf", tmp_path / "ckpt.pt")
     assert info["initialised"] == [] and info["new_terms"] == 0
     ours, state = _load_ours(tmp_path / "ckpt.pt")
     assert state["step"] == 0 and state["optimizer"] is None and state["rng"] is None
@@ -92,14 +92,14 @@ def test_old_key_names_in_pytorch_model_bin(tmp_path):
     (tmp_path / "hf").mkdir()
     torch.save(sd, tmp_path / "hf" / "pytorch_model.bin")
     hf.config.to_json_file(tmp_path / "hf" / "config.json")
-    import_cli.import_hf(tmp_path / "hf", tmp_path / "ckpt.pt")
+    import_hf.import_hf(tmp_path / "hf", tmp_path / "ckpt.pt")
     _assert_same_logits(_load_ours(tmp_path / "ckpt.pt")[0], hf)
 
 
 def test_bare_bert_model_gets_fresh_heads(tmp_path):
     hf = _hf_model(seed=2)
     hf.bert.save_pretrained(tmp_path / "hf")  # a BertModel: no cls.* weights
-    info = import_cli.import_hf(tmp_path / "hf", tmp_path / "ckpt.pt", seed=3)
+    info = import_hf.import_hf(tmp_path / "hf", tmp_path / "ckpt.pt", seed=3)
     assert "cls.seq_relationship.weight" in info["initialised"]
     assert all(k.startswith("cls.") for k in info["initialised"])
     ours, _ = _load_ours(tmp_path / "ckpt.pt")
@@ -120,8 +120,8 @@ def test_export_import_round_trip(tmp_path, corpus_dir):
                                      model=model, with_rng=False))  # fmt: skip
     tokens = load_vocab(corpus_dir / "vocab" / "bert-base-uncased-vocab.txt").tokens
     write_vocab_dir(tmp_path / "vocab", tokens, lowercase=True, strip_accents=None)
-    out = export_cli.export(ckpt, tmp_path / "export")
-    import_cli.import_hf(out, tmp_path / "back.pt")
+    out = export_dir.export(ckpt, tmp_path / "export")
+    import_hf.import_hf(out, tmp_path / "back.pt")
     back = load_checkpoint(tmp_path / "back.pt")["model"]
     orig = model.state_dict()
     assert set(back) == set(orig)
@@ -156,36 +156,36 @@ def test_extend_vocab(tmp_path, corpus_dir):
     bad[base.index("the")] = "mitochondrion"  # an existing token moved: ids would shift
     (tmp_path / "bad.txt").write_text("".join(t + "\n" for t in bad))
     with pytest.raises(UserError, match="only replace \\[unusedN\\]"):
-        import_cli.import_hf(tmp_path / "hf", tmp_path / "d.pt", str(tmp_path / "bad.txt"))
+        import_hf.import_hf(tmp_path / "hf", tmp_path / "d.pt", str(tmp_path / "bad.txt"))
     (tmp_path / "short.txt").write_text("".join(t + "\n" for t in ext[:-1]))
     with pytest.raises(UserError, match="30521 tokens"):
-        import_cli.import_hf(tmp_path / "hf", tmp_path / "d.pt", str(tmp_path / "short.txt"))
+        import_hf.import_hf(tmp_path / "hf", tmp_path / "d.pt", str(tmp_path / "short.txt"))
     assert not (tmp_path / "d.pt").exists()
 
 
 def test_bad_hf_dirs(tmp_path):
     with pytest.raises(UserError, match="no such directory"):
-        import_cli.import_hf(tmp_path / "nope", tmp_path / "c.pt")
+        import_hf.import_hf(tmp_path / "nope", tmp_path / "c.pt")
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no config.json"):
-        import_cli.import_hf(tmp_path / "empty", tmp_path / "c.pt")
+        import_hf.import_hf(tmp_path / "empty", tmp_path / "c.pt")
     hf = _hf_model()
     hf.save_pretrained(tmp_path / "hf")
     (tmp_path / "hf" / "model.safetensors").write_bytes(b"\x10\x00garbage")
     with pytest.raises(UserError, match="cannot read the weights"):
-        import_cli.import_hf(tmp_path / "hf", tmp_path / "c.pt")
+        import_hf.import_hf(tmp_path / "hf", tmp_path / "c.pt")
     (tmp_path / "hf" / "model.safetensors").unlink()
     with pytest.raises(UserError, match="no model.safetensors"):
-        import_cli.import_hf(tmp_path / "hf", tmp_path / "c.pt")
+        import_hf.import_hf(tmp_path / "hf", tmp_path / "c.pt")
     # A fine-tuned classifier: encoder present, classifier.* not a pretraining weight.
     transformers.BertForSequenceClassification(hf.config).save_pretrained(tmp_path / "clf")
     with pytest.raises(UserError, match="unexpected weights classifier"):
-        import_cli.import_hf(tmp_path / "clf", tmp_path / "c.pt")
+        import_hf.import_hf(tmp_path / "clf", tmp_path / "c.pt")
     # An architecture we do not build.
     hf.config.hidden_act = "relu"
     hf.save_pretrained(tmp_path / "relu")
     with pytest.raises(UserError, match="hidden_act"):
-        import_cli.import_hf(tmp_path / "relu", tmp_path / "c.pt")
+        import_hf.import_hf(tmp_path / "relu", tmp_path / "c.pt")
     assert not (tmp_path / "c.pt").exists()
 
 
@@ -213,11 +213,11 @@ def test_build_train_export_import_continue(corpus_dir, tmp_path):
         assert signal.getsignal(signal.SIGTERM) is handler
 
     train("--output", str(run / "p1"), "--model", "tiny")
-    out = export_cli.export(run / "p1", run / "export")  # vocab from RUN/vocab
+    out = export_dir.export(run / "p1", run / "export")  # vocab from RUN/vocab
     hf, info = transformers.BertForPreTraining.from_pretrained(out, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"]
     assert hf.config.vocab_size == len(load_vocab(run / "vocab" / "vocab.txt").tokens)
-    import_cli.import_hf(out, run / "imported.pt")
+    import_hf.import_hf(out, run / "imported.pt")
     # lr 0: LAMB leaves the weights unchanged, so the new run's checkpoint must equal p1's.
     train("--output", str(run / "p1b"), "--config", str(run / "imported.config.json"),
           "--init-from", str(run / "imported.pt"), "--lr", "0")  # fmt: skip
