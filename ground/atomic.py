@@ -14,6 +14,7 @@ or container could not read a shard.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,7 +87,6 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     exception the temp directory is removed and ``path`` is untouched. For outputs that are
     a directory as a whole (an exported model, a saved classifier).
     """
-    import shutil
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from ground.errors import UserError
 from pipeline.common import fs, run_report
 from pipeline.common.run_report import DONE_MARKER
 from pipeline.extract import cli as extract_cli
+from pipeline.extract.units import list_inputs
 from pipeline.instances import cli as instances_cli
 from pipeline.segment import cli as segment_cli
 from pipeline.vocab import cli as vocab_cli
@@ -57,7 +58,6 @@ def stage_options(name: str, args: argparse.Namespace):
 def stage_fingerprint(name: str, args: argparse.Namespace) -> str:
     """Hex digest of a stage's options dataclass and, for extract, the raw input files it reads
     (kind, path relative to its root, size: the same for a local and a gs:// copy)."""
-    from pipeline.extract.units import list_inputs
 
     described = dataclasses.asdict(stage_options(name, args))
     if name == "extract":

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ground.atomic import write_text
 from ground.errors import UserError
 
 # Keys an HF config.json carries that do not change the architecture we build.
@@ -147,7 +148,6 @@ class BertConfig:
 
     def to_json(self, path: str | os.PathLike) -> None:
         """Write the config as indented JSON, atomically (temp file + rename)."""
-        from ground.atomic import write_text
 
         write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 

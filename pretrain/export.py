@@ -24,7 +24,7 @@ import torch
 
 from ground.errors import UserError
 from pretrain.config import BertConfig
-from pretrain.model import pad_vocab, strip_vocab_padding
+from pretrain.model import BertForPreTraining, pad_vocab, strip_vocab_padding
 from sharding.vocab import check_tokens, parse_vocab_txt
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -88,7 +88,6 @@ def check_state_dict(state_dict: dict, cfg: BertConfig) -> None:
 
     The reference model is built on the meta device (shapes only, no memory, no init cost).
     """
-    from pretrain.model import BertForPreTraining
 
     with torch.device("meta"):
         ref = BertForPreTraining(cfg).state_dict()

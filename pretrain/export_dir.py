@@ -13,13 +13,15 @@ from pathlib import Path
 
 from ground.atomic import atomic_dir
 from ground.errors import UserError
+from pretrain import export as ex
+from pretrain.checkpoint import latest_checkpoint, load_checkpoint
+from pretrain.config import BertConfig
 
 _VOCAB_CANDIDATES = ("vocab", "seq128", "seq512")
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A checkpoint file, or the latest checkpoint of a training output / checkpoints dir."""
-    from pretrain.checkpoint import latest_checkpoint
 
     p = Path(path)
     if p.is_dir():
@@ -55,11 +57,9 @@ def export(ckpt_path, out_dir, vocab_dir=None, dtype="fp32", overwrite=False) ->
     Raises:
         UserError: missing/corrupt checkpoint, no or mismatched vocab, existing OUT_DIR.
     """
-    from safetensors.torch import save_file
-
-    from pretrain import export as ex
-    from pretrain.checkpoint import load_checkpoint
-    from pretrain.config import BertConfig
+    from safetensors.torch import (
+        save_file,  # safetensors: only the paths that read or write weights
+    )
 
     ckpt = resolve_checkpoint(ckpt_path)
     state = load_checkpoint(ckpt)

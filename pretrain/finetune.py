@@ -104,8 +104,12 @@ def load_pretrained(path: str | os.PathLike) -> Pretrained:
     """
     path = Path(path)
     if path.is_dir():
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors import (
+            SafetensorError,  # safetensors: only the paths that read or write weights
+        )
+        from safetensors.torch import (
+            load_file,  # safetensors: only the paths that read or write weights
+        )
 
         cfg = _config_from_dir(path)
         weights = path / "model.safetensors"
@@ -308,7 +312,9 @@ def save_classifier(
     ``Path`` to copy, or to a ``str`` holding the file's text (e.g. a generated ``vocab.txt``).
     Vocabulary padding rows are dropped; tensors are float32 as trained.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import (
+        save_file,  # safetensors: only the paths that read or write weights
+    )
 
     cfg, out_dir = model.config, Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -282,7 +282,7 @@ def load_tokenizer(vocab_dir: Path | None, pretrained):
     Raises:
         UserError: no tokenizer.json to be found, or an unreadable one.
     """
-    from tokenizers import Tokenizer
+    from tokenizers import Tokenizer  # tokenizers (Rust): loaded where text is tokenized
 
     src = vocab_dir or pretrained.tokenizer_dir
     if src is None:

@@ -13,6 +13,10 @@ import re
 from pathlib import Path
 
 from ground.errors import UserError
+from pretrain.checkpoint import make_state, save_checkpoint
+from pretrain.config import BertConfig
+from pretrain.export import from_hf_state_dict
+from pretrain.model import BertForPreTraining
 
 _GENERIC_KEYS = frozenset(
     {
@@ -34,7 +38,6 @@ _UNUSED = re.compile(r"\[unused\d+\]")
 
 def read_hf_config(hf_dir: Path):
     """Our BertConfig from ``HF_DIR/config.json`` (generic HF keys ignored)."""
-    from pretrain.config import BertConfig
 
     path = hf_dir / "config.json"
     if not path.is_file():
@@ -52,12 +55,14 @@ def read_hf_config(hf_dir: Path):
 
 def read_hf_weights(hf_dir: Path) -> dict:
     """Tensors of ``model.safetensors`` or else ``pytorch_model.bin`` (``weights_only``)."""
-    import torch
+    import torch  # torch (~2 s): after flags parse, so --help and flag errors are instant
 
     st, binf = hf_dir / "model.safetensors", hf_dir / "pytorch_model.bin"
     try:
         if st.is_file():
-            from safetensors.torch import load_file
+            from safetensors.torch import (
+                load_file,  # safetensors: only the paths that read or write weights
+            )
 
             return load_file(str(st))
         if binf.is_file():
@@ -115,11 +120,7 @@ def check_vocab(hf_dir: Path, vocab_size: int, extended: str | None) -> int:
 
 def import_hf(hf_dir, out_ckpt, extend_vocab: str | None = None, seed: int = 0) -> dict:
     """Convert ``hf_dir`` to a checkpoint at ``out_ckpt``; returns a summary dict."""
-    import torch
-
-    from pretrain.checkpoint import make_state, save_checkpoint
-    from pretrain.export import from_hf_state_dict
-    from pretrain.model import BertForPreTraining
+    import torch  # torch (~2 s): after flags parse, so --help and flag errors are instant
 
     hf_dir, out = Path(hf_dir), Path(out_ckpt)
     if not hf_dir.is_dir():

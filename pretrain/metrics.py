@@ -32,14 +32,16 @@ class MetricsLog:
             self.path.write_text("")
         self._file = self.path.open("a")
         try:  # optional
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import (
+                SummaryWriter,  # optional: when tensorboard is installed
+            )
 
             self._tb = SummaryWriter(str(output / "tensorboard"))
         except Exception:  # tensorboard not installed
             self._tb = None
         if sys.stderr.isatty():
             try:
-                from tqdm import tqdm
+                from tqdm import tqdm  # optional: a bar on a terminal when tqdm is installed
 
                 self._bar = tqdm(total=total_steps, initial=resume_step, unit="step")
             except ImportError:

@@ -22,8 +22,11 @@ import signal
 import sys
 import time
 
+from ground.errors import UserError
+from pretrain import dist
 from pretrain.recipes import RECIPES
 from pretrain.train_config import TrainConfig
+from pretrain.trainer import Run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -115,7 +118,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def resolve(args: argparse.Namespace, world_size: int) -> TrainConfig:
     """The run's :class:`TrainConfig`: flags over the recipe's defaults, validated."""
-    from ground.errors import UserError
 
     r = RECIPES[args.recipe][args.phase]
     global_batch = args.global_batch or r.global_batch
@@ -165,10 +167,7 @@ def resolve(args: argparse.Namespace, world_size: int) -> TrainConfig:
 
 
 def run(args: argparse.Namespace, extra: list[str] | None = None) -> int:
-    import torch
-
-    from pretrain import dist
-    from pretrain.trainer import Run
+    import torch  # torch (~2 s): after flags parse, so --help and flag errors are instant
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -191,7 +190,6 @@ def run(args: argparse.Namespace, extra: list[str] | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m pretrain.train`` (what torchrun launches)."""
-    from ground.errors import UserError
 
     parser = argparse.ArgumentParser(
         prog="pretrain.train",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from apache_beam.options.pipeline_options import (
+from apache_beam.options.pipeline_options import (  # Beam (~1 s): only once a pipeline is built
     DirectOptions,
     PipelineOptions,
     StandardOptions,
@@ -63,7 +63,7 @@ def run(build: Callable, beam_args: list[str]):
         DryRun: after ``--dry_run True``, once the runner translated the job without running it
             (Dataflow's dry run builds the job proto and stops before staging or submission).
     """
-    import apache_beam as beam
+    import apache_beam as beam  # Beam (~1 s): only once a pipeline is built
 
     options = pipeline_options(beam_args)
     p = beam.Pipeline(options=options)
@@ -81,8 +81,10 @@ def run(build: Callable, beam_args: list[str]):
 
 def _validate(opts: PipelineOptions, runner_name: str) -> None:
     """Beam's own option checks, up front, as one clear error instead of a traceback."""
-    from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
-    from apache_beam.runners import create_runner
+    from apache_beam.options.pipeline_options_validator import (
+        PipelineOptionsValidator,  # Beam (~1 s): only once a pipeline is built
+    )
+    from apache_beam.runners import create_runner  # Beam (~1 s): only once a pipeline is built
 
     try:
         runner = create_runner(runner_name)
@@ -105,7 +107,9 @@ def _validate(opts: PipelineOptions, runner_name: str) -> None:
 def _check_buckets(opts: PipelineOptions) -> None:
     """A malformed ``--temp_location``/``--staging_location`` is an error here: Beam only warns,
     then falls back to creating a default bucket (minutes of network retries offline)."""
-    from apache_beam.options.pipeline_options import GoogleCloudOptions
+    from apache_beam.options.pipeline_options import (
+        GoogleCloudOptions,  # Beam (~1 s): only once a pipeline is built
+    )
 
     gcp = opts.view_as(GoogleCloudOptions)
     for name in ("temp_location", "staging_location"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
+from ground.errors import UserError
 from pipeline.common import fs, run_report
 
 
@@ -54,7 +55,6 @@ class PerFile(beam.PTransform):
 
 def input_files(run_dir: str, sub: str, what: str) -> list[str]:
     """Sorted ``RUN/<sub>/*.parquet``; a clear error naming the stage to run first."""
-    from ground.errors import UserError
 
     files = fs.list_files(fs.join(run_dir, sub, "*.parquet"))
     if not files:

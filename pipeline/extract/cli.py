@@ -18,6 +18,9 @@ import sys
 from ground.errors import UserError
 from pipeline.common import beam_runner, fs, run_report
 from pipeline.common.run_report import DONE_MARKER
+from pipeline.extract.core import ExtractOptions, parse_dump_date
+from pipeline.extract.transforms import ExtractDocuments
+from pipeline.extract.units import plan_units
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,7 +128,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace):
-    from pipeline.extract.core import ExtractOptions, parse_dump_date
 
     try:
         namespaces = tuple(sorted({int(n) for n in args.namespaces.split(",") if n.strip()}))
@@ -155,10 +157,7 @@ def options_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    import apache_beam as beam
-
-    from pipeline.extract.transforms import ExtractDocuments
-    from pipeline.extract.units import plan_units
+    import apache_beam as beam  # Beam (~1 s): only once a pipeline is built
 
     if not (args.wikipedia or args.books or args.corpus):
         raise UserError("give at least one input: --wikipedia, --books or --corpus")

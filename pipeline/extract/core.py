@@ -7,6 +7,7 @@ Pure apart from reading the unit's bytes through :mod:`pipeline.common.fs`. The 
 
 from __future__ import annotations
 
+import bz2
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +16,10 @@ from typing import TYPE_CHECKING
 
 from pipeline.common import fs, run_report, textnorm
 from pipeline.common.records import BOOKS, CORPUS, REJECTED, WIKIPEDIA, Document, Dropped
+from pipeline.extract import books, corpora
 from pipeline.extract.units import Unit
+from pipeline.extract.wiki import dump as wikipedia
+from pipeline.extract.wiki import multistream
 
 if TYPE_CHECKING:
     from pipeline.extract.wiki.clean import Templates
@@ -118,7 +122,6 @@ def _read_unit(unit, options, stats, wiki) -> Iterator[Document | Dropped]:
 
 def unit_templates(unit: Unit, options: ExtractOptions) -> tuple[Templates, str]:
     """Template definitions in one Wikipedia unit and its newest revision timestamp."""
-    from pipeline.extract.wiki import dump as wikipedia
 
     with fs.open_read(unit.path) as raw:
         return wikipedia.template_pass(_wiki_stream(unit, raw), options.max_page_bytes)
@@ -132,7 +135,6 @@ def parse_dump_date(text: str) -> datetime:
 
 
 def _read_wikipedia(unit: Unit, options: ExtractOptions, stats: dict, wiki: WikiContext | None):
-    from pipeline.extract.wiki import dump as wikipedia
 
     wiki_opts = wikipedia.WikiOptions(
         namespaces=frozenset(options.namespaces),
@@ -156,18 +158,13 @@ def _read_wikipedia(unit: Unit, options: ExtractOptions, stats: dict, wiki: Wiki
 def _wiki_stream(unit: Unit, raw):
     """The unit's XML bytes: a multistream range, a whole .bz2 (any number of streams), or XML."""
     if unit.start >= 0:
-        from pipeline.extract.wiki import multistream
-
         return multistream.open_range(raw, unit.start, unit.end, unit.header)
     if unit.path.endswith(".bz2"):
-        import bz2
-
         return bz2.BZ2File(raw)
     return raw
 
 
 def _read_book(unit: Unit, options: ExtractOptions, stats: dict):
-    from pipeline.extract import books
 
     with fs.open_read(unit.path) as f:
         raw = f.read()
@@ -181,7 +178,6 @@ def _read_book(unit: Unit, options: ExtractOptions, stats: dict):
 
 
 def _read_corpus(unit: Unit, options: ExtractOptions, stats: dict):
-    from pipeline.extract import corpora
 
     corpus_opts = corpora.CorpusOptions(
         text_field=options.text_field, title_field=options.title_field, text_mode=options.text_mode

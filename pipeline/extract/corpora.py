@@ -150,7 +150,7 @@ def _stream_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean "this compressed file is broken" (not transient I/O errors)."""
     errors: list[type[BaseException]] = [EOFError, zlib.error]
     try:
-        import zstandard
+        import zstandard  # optional: only .zst inputs need it
 
         errors.append(zstandard.ZstdError)
     except ImportError:  # pragma: no cover - zstandard is part of the [pipeline] extra
@@ -302,8 +302,8 @@ def _readable_seekable(stream: BinaryIO, stack: ExitStack) -> BinaryIO:
 
 
 def _parquet(stream: BinaryIO, make: _Maker, stack: ExitStack) -> Iterator[Document | Dropped]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # pyarrow: only Parquet corpora need it
+    import pyarrow.parquet as pq  # pyarrow: only Parquet corpora need it
 
     options = make.options
     try:

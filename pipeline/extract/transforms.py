@@ -46,6 +46,8 @@ from pipeline.extract.core import (
     unit_templates,
 )
 from pipeline.extract.units import Unit
+from pipeline.extract.wiki import clean
+from pipeline.extract.wiki.clean import Templates
 
 UNIT_COUNTS = "unit_counts"
 NEWEST = "newest"
@@ -65,12 +67,10 @@ class _ExtractUnitFn(beam.DoFn):
 
     def setup(self):
         # wikiextractor keeps module-level state; set all of it once per worker.
-        from pipeline.extract.wiki import clean
 
         clean.configure(expand_templates=self._options.expand_templates)
 
     def process(self, unit: Unit, bodies=None, redirects=None, newest=""):
-        from pipeline.extract.wiki.clean import Templates
 
         wiki = None
         if bodies is not None:
@@ -114,7 +114,6 @@ class _TemplatesFn(beam.DoFn):
         self._options = options
 
     def setup(self):
-        from pipeline.extract.wiki import clean
 
         clean.configure(expand_templates=True)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from pipeline.common import fs
 from pipeline.common.records import BOOKS, CORPUS, WIKIPEDIA
+from pipeline.extract.wiki import multistream
 
 # Compressed bytes per multistream range: ~50 MB of XML, a few seconds of work per unit.
 DEFAULT_RANGE_BYTES = 16 << 20
@@ -99,7 +100,6 @@ def _wiki_units(f: fs.InputFile, range_bytes: int, split: bool) -> list[Unit]:
     whole = [Unit(WIKIPEDIA, f.relpath, f.path)]
     if not split or not f.path.endswith(".bz2"):
         return whole
-    from pipeline.extract.wiki import multistream
 
     index_path = multistream.find_index(f.path, exists=fs.exists)
     if not index_path:

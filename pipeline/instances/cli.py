@@ -24,7 +24,12 @@ import sys
 
 from ground.errors import UserError
 from pipeline.common import beam_runner, fs, run_report
-from pipeline.instances.types import InstancesSpec
+from pipeline.common.file_stage import input_files as stage_files
+from pipeline.instances import finish
+from pipeline.instances.plan import CHARS_PER_TOKEN, num_groups
+from pipeline.instances.transforms import BuildShards
+from pipeline.instances.types import InstanceConfig, InstancesSpec
+from pipeline.vocab.files import load_vocab
 
 DEFAULT_PHASES = ((128, 20), (512, 80))
 
@@ -132,7 +137,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def phase_configs(args) -> list:
     """One InstanceConfig per phase."""
-    from pipeline.instances.types import InstanceConfig
 
     if args.max_seq_length:
         default_p = dict(DEFAULT_PHASES).get(
@@ -161,7 +165,6 @@ def phase_configs(args) -> list:
 
 def resolve_vocab(args, run_dir: str) -> tuple[list[str], bool, bool | None, str]:
     """(tokens, lowercase, strip_accents, source path) of the vocab to tokenize with."""
-    from pipeline.vocab.files import load_vocab
 
     path = args.vocab
     if not path:
@@ -185,7 +188,6 @@ def input_files(args, run_dir: str) -> tuple[list[str], int, str, dict[str, str]
     for a finished build; names are relative (the relpath of a classic file, the file name
     in RUN/sentences) so a moved run directory or a gs:// copy still matches.
     """
-    from pipeline.instances.plan import CHARS_PER_TOKEN
 
     if args.input:
         found = {f.path: f for p in args.input for f in fs.expand(p)}
@@ -194,7 +196,6 @@ def input_files(args, run_dir: str) -> tuple[list[str], int, str, dict[str, str]
         sizes = [(rel[p], found[p].size) for p in files]
         est = int(sum(s for _, s in sizes) / CHARS_PER_TOKEN)
         return files, est, _fingerprint(sizes), rel
-    from pipeline.common.file_stage import input_files as stage_files
 
     files = stage_files(run_dir, "sentences", "sentences")
     listed = fs.expand(fs.join(run_dir, "sentences", "*.parquet"))
@@ -228,7 +229,6 @@ def classic_relpaths(found: dict) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from pipeline.instances import finish
 
     run_dir = args.output.rstrip("/")
     beam_runner.check_args(extra)
@@ -283,7 +283,6 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _groups(est_tokens: int, group_tokens: int) -> int:
-    from pipeline.instances.plan import num_groups
 
     if group_tokens < 1000:
         raise UserError("--group-tokens must be at least 1000")
@@ -291,10 +290,7 @@ def _groups(est_tokens: int, group_tokens: int) -> int:
 
 
 def _run_pipeline(files: list[str], spec: InstancesSpec, extra: list[str]) -> None:
-    import apache_beam as beam
-
-    from pipeline.common import beam_runner
-    from pipeline.instances.transforms import BuildShards
+    import apache_beam as beam  # Beam (~1 s): only once a pipeline is built
 
     inputs = list(enumerate(files))
     beam_runner.run(

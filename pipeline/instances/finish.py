@@ -13,8 +13,14 @@ import sys
 
 from ground.errors import UserError
 from pipeline.common import fs
+from pipeline.common.file_stage import sum_counts
 from pipeline.common.run_report import DONE_MARKER
 from pipeline.instances.types import InstancesSpec
+from pipeline.vocab.files import build_tokenizer, vocab_txt_bytes
+from sharding import manifest
+from sharding.manifest import world_size_warning
+from sharding.verify import verify_dir
+from sharding.writer import ShardFile
 
 PLANNED = "_config.json"  # the configuration a phase directory is being built with
 
@@ -25,7 +31,6 @@ def build_config(spec: InstancesSpec) -> dict:
     The vocab is identified by the sha256 of its tokens, not by its path, so a run directory
     that moved (or a gs:// copy) still matches.
     """
-    from pipeline.vocab.files import vocab_txt_bytes
 
     vocab_sha = hashlib.sha256(vocab_txt_bytes(spec.vocab_tokens)).hexdigest()
     cfg = spec.configs[0]  # the options below are the same for every phase
@@ -66,7 +71,6 @@ def prepare_phase_dirs(run_dir, configs, build: dict, tokens, lowercase, strip, 
     configuration is refused unless ``overwrite``; an incomplete one with the same configuration
     keeps its finished shards (they are deterministic) and is completed.
     """
-    from pipeline.vocab.files import build_tokenizer, vocab_txt_bytes
 
     todo = []
     for cfg in configs:
@@ -104,7 +108,6 @@ def _read_json(path: str):
 
 def finish(run_dir: str, configs, build: dict, world_size: int | None) -> dict:
     """Write each phase's manifest, verify it, clean up; returns the stage report by phase."""
-    from pipeline.common.file_stage import sum_counts
 
     problems = _read_json(fs.join(run_dir, "tmp", "problems.json"))
     if problems:
@@ -137,8 +140,6 @@ def finish(run_dir: str, configs, build: dict, world_size: int | None) -> dict:
 
 
 def _write_manifest(out: str, cfg, build: dict, shards: list[dict], stats: dict) -> None:
-    from sharding import manifest
-    from sharding.writer import ShardFile
 
     data = {}
     for name in ("vocab.txt", "tokenizer.json"):
@@ -169,8 +170,6 @@ def _verify(out: str, n_train: int, world_size: int | None) -> str | None:
     exists with the manifest's size and sha256, no stray shard, vocab and tokenizer checksums.
     ``bertprep shards verify`` re-runs the full check on any copy.
     """
-    from sharding.manifest import world_size_warning
-    from sharding.verify import verify_dir
 
     if "://" in out:
         print(

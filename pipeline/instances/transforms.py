@@ -29,10 +29,20 @@ from apache_beam.metrics import Metrics
 
 from pipeline.common import fs
 from pipeline.common.file_stage import basename
+from pipeline.common.parquet_io import iter_rows
 from pipeline.instances import buckets as instance_buckets
 from pipeline.instances import plan as instances_plan
+from pipeline.instances.builder import FlatDoc, build_group_batches
+from pipeline.instances.classic_format import read_documents
+from pipeline.instances.masking import VocabInfo
 from pipeline.instances.plan import Bucket
+from pipeline.instances.tokenize import FastWordPiece
 from pipeline.instances.types import InstancesSpec
+from pipeline.vocab.files import build_tokenizer
+from sharding import schema
+from sharding.verify import verify_shard
+from sharding.vocab import vocab_from_tokens
+from sharding.writer import ShardFile, file_sha256, write_shard
 
 TOKENS_SCHEMA = pa.schema(
     [
@@ -47,12 +57,9 @@ def iter_input_documents(path: str, relpath: str | None = None):
     """(doc id, sentences) from a RUN/sentences Parquet file or a classic text file; a classic
     file's ids derive from ``relpath`` (default: its base name)."""
     if path.endswith(".parquet"):
-        from pipeline.common.parquet_io import iter_rows
-
         for row in iter_rows(path, columns=["id", "paragraphs"]):
             yield row["id"], [s for para in row["paragraphs"] for s in para]
         return
-    from pipeline.instances.classic_format import read_documents
 
     with fs.open_read(path) as f:
         lines = f.read().decode("utf-8", errors="replace").splitlines()
@@ -66,8 +73,6 @@ class _TokenizeFileFn(beam.DoFn):
         self._spec = spec
 
     def setup(self):
-        from pipeline.instances.tokenize import FastWordPiece
-        from pipeline.vocab.files import build_tokenizer
 
         s = self._spec
         tok = build_tokenizer(s.vocab_tokens, s.lowercase, s.strip_accents)
@@ -109,12 +114,10 @@ class _BuildGroupFn(beam.DoFn):
         self._spec = spec
 
     def setup(self):
-        from pipeline.instances.masking import VocabInfo
 
         self._vocab = VocabInfo.from_tokens(self._spec.vocab_tokens)
 
     def process(self, item):
-        from pipeline.instances.builder import FlatDoc, build_group_batches
 
         (split, group), refs = item
         docs = []
@@ -188,22 +191,16 @@ class _WriteShardFn(beam.DoFn):
         self._spec = spec
 
     def setup(self):
-        from sharding.vocab import vocab_from_tokens
 
         self._vocab = vocab_from_tokens(self._spec.vocab_tokens)
 
     def process(self, plan):
-        from sharding import schema
-        from sharding.verify import verify_shard
-        from sharding.writer import file_sha256, write_shard
 
         s = self._spec
         name = schema.shard_name(plan.split, plan.index)
         dest = fs.join(s.run_dir, plan.phase, name)
         cfg = next(c for c in s.configs if c.phase == plan.phase)
         if "://" not in dest and os.path.exists(dest):  # resumed build: shards are deterministic
-            from sharding.writer import ShardFile
-
             count = len(range(0, plan.count))
             yield (
                 plan.phase,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from ground.errors import UserError
 from pipeline.instances.masking import _GOLDEN, VocabInfo, mask_block, mix64, num_to_predict
 
 BLOCK = 4096  # instances masked together; bounds the block arrays (4096 x 512 x 8 B = 16 MiB)
@@ -26,7 +27,6 @@ class InstanceConfig:
     classic: bool = False  # Google's exact behaviour, biases included
 
     def __post_init__(self):
-        from ground.errors import UserError
 
         if self.max_seq_length < (4 if self.no_nsp else 5):
             raise UserError(f"max_seq_length {self.max_seq_length} is too small (>= 5 with NSP)")

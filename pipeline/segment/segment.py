@@ -22,6 +22,7 @@ from pipeline.segment.punkt import (
     WORD_TOKENIZE_PATTERN,
     PunktSplitter,
 )
+from pipeline.segment.punkt_params import load_english, read_params
 
 __all__ = [
     "CJK_LANGUAGES",
@@ -107,7 +108,6 @@ def get_splitter(language: str = "english", params_dir=None):
     - ``japanese``/``ja``, ``chinese``/``zh``: :func:`split_cjk`;
     - anything else: UserError listing the choices.
     """
-    from pipeline.segment.punkt_params import load_english, read_params
 
     name = (language or "").strip().lower()
     if params_dir is not None:

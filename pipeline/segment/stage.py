@@ -14,7 +14,11 @@ from dataclasses import dataclass
 
 from ground.errors import UserError
 from pipeline.common import beam_runner, fs, run_report
+from pipeline.common.file_stage import PerFile, input_files
+from pipeline.common.parquet_io import iter_rows
 from pipeline.common.run_report import DONE_MARKER
+from pipeline.segment import punkt_params, segment
+from pipeline.segment.transforms import SegmentFileFn
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,6 @@ class SegmentOptions:
 
 def resolve_params(args: SegmentOptions, run_dir: str, docs_files: list[str]):
     """PunktParams to use, or None for the language's built-in splitter."""
-    from pipeline.segment import punkt_params, segment
 
     if args.punkt_params and args.punkt_train:
         raise UserError("give --punkt-params or --punkt-train, not both")
@@ -66,7 +69,6 @@ def resolve_params(args: SegmentOptions, run_dir: str, docs_files: list[str]):
 
 
 def _texts(docs_files: list[str]):
-    from pipeline.common.parquet_io import iter_rows
 
     for path in docs_files:
         for row in iter_rows(path, columns=["text"]):
@@ -79,9 +81,6 @@ def run_segment(args: SegmentOptions, run_dir: str, overwrite: bool, extra: list
     ``extra``: Beam pipeline arguments.
     """
     import apache_beam as beam  # heavy: imported when the stage runs, not when flags parse
-
-    from pipeline.common.file_stage import PerFile, input_files
-    from pipeline.segment.transforms import SegmentFileFn
 
     beam_runner.check_args(extra)
     if args.max_sentence_chars < 16:

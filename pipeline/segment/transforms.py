@@ -9,6 +9,8 @@ from apache_beam.metrics import Metrics
 from pipeline.common import fs
 from pipeline.common.file_stage import basename
 from pipeline.common.parquet_io import RecordWriter, iter_documents
+from pipeline.segment import segment
+from pipeline.segment.segment import segment_document
 
 SENTENCE_SCHEMA = pa.schema(
     [
@@ -35,7 +37,6 @@ class SegmentFileFn(beam.DoFn):
         self._max_chars = max_sentence_chars
 
     def setup(self):
-        from pipeline.segment import segment
 
         if self._params is not None:
             self._splitter = segment.PunktSplitter(self._params, self._language)
@@ -43,7 +44,6 @@ class SegmentFileFn(beam.DoFn):
             self._splitter = segment.get_splitter(self._language)
 
     def process(self, docs_path: str):
-        from pipeline.segment.segment import segment_document
 
         counts = {"docs_in": 0, "docs_out": 0, "rejected_no_sentences": 0}
         out = fs.join(self._run_dir, "sentences", basename(docs_path))

@@ -45,7 +45,7 @@ def unused_slots(tokens: list[str]) -> list[int]:
 
 def rank_terms(tokens: list[str], counts: Mapping[str, int], min_count: int = 2) -> list:
     """Candidates as ``(word, count, pieces)`` in the order described in the module docstring."""
-    from tokenizers.models import WordPiece
+    from tokenizers.models import WordPiece  # tokenizers (Rust): loaded where text is tokenized
 
     vocab = {t: i for i, t in enumerate(tokens)}
     model = WordPiece(

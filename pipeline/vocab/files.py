@@ -37,9 +37,17 @@ def build_tokenizer(tokens: list[str], lowercase: bool, strip_accents: bool | No
     Built exactly like ``transformers.BertTokenizerFast`` builds its backend; the five special
     tokens are registered as special added tokens (never split, skipped when decoding).
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers
-    from tokenizers.models import WordPiece
-    from tokenizers.processors import TemplateProcessing
+    from tokenizers import (  # tokenizers (Rust): loaded where text is tokenized
+        AddedToken,
+        Tokenizer,
+        decoders,
+        normalizers,
+        pre_tokenizers,
+    )
+    from tokenizers.models import WordPiece  # tokenizers (Rust): loaded where text is tokenized
+    from tokenizers.processors import (
+        TemplateProcessing,  # tokenizers (Rust): loaded where text is tokenized
+    )
 
     check_tokens(tokens)
     vocab = {t: i for i, t in enumerate(tokens)}

@@ -23,7 +23,14 @@ from dataclasses import dataclass
 
 from ground.errors import UserError
 from pipeline.common import beam_runner, fs, run_report
+from pipeline.common.file_stage import input_files
+from pipeline.common.parquet_io import iter_rows
 from pipeline.common.run_report import DONE_MARKER
+from pipeline.vocab import extend as vocab_extend
+from pipeline.vocab import wordpiece
+from pipeline.vocab.files import build_tokenizer, load_vocab, vocab_report, write_vocab_dir
+from pipeline.vocab.transforms import CountWords, is_heldout
+from pipeline.vocab.word_counts import make_pretokenizer
 
 HELDOUT_CHARS = 4_000_000  # held-out text read for the vocab report, at most
 
@@ -99,7 +106,6 @@ def run_vocab(opts: VocabOptions, run_dir: str, overwrite: bool, extra: list[str
 
 
 def _existing(path: str, lowercase: bool) -> list[str]:
-    from pipeline.vocab.files import load_vocab
 
     loaded = load_vocab(path)
     if loaded.lowercase is not None and loaded.lowercase != lowercase:
@@ -112,10 +118,7 @@ def _existing(path: str, lowercase: bool) -> list[str]:
 
 def count_words(run_dir: str, lowercase: bool, strip: bool | None, extra: list[str]) -> dict:
     """Run the Beam counting pipeline; returns {word: count} read back from counts.tsv."""
-    import apache_beam as beam
-
-    from pipeline.common.file_stage import input_files
-    from pipeline.vocab.transforms import CountWords
+    import apache_beam as beam  # Beam (~1 s): only once a pipeline is built
 
     docs = input_files(run_dir, "docs", "documents")
     counts_path = fs.join(run_dir, "vocab", "counts.tsv")
@@ -138,9 +141,6 @@ def count_words(run_dir: str, lowercase: bool, strip: bool | None, extra: list[s
 
 
 def _train_or_extend(opts: VocabOptions, counts: dict, lowercase: bool) -> tuple[list[str], dict]:
-    from pipeline.vocab import extend as vocab_extend
-    from pipeline.vocab import wordpiece
-    from pipeline.vocab.files import load_vocab
 
     if opts.extend:
         base = load_vocab(opts.extend).tokens
@@ -170,9 +170,6 @@ def _train_or_extend(opts: VocabOptions, counts: dict, lowercase: bool) -> tuple
 
 def _sample_texts(run_dir: str, heldout: bool) -> list[str]:
     """Up to HELDOUT_CHARS of document text, held-out documents only or training ones only."""
-    from pipeline.common.file_stage import input_files
-    from pipeline.common.parquet_io import iter_rows
-    from pipeline.vocab.transforms import is_heldout
 
     budget, texts = HELDOUT_CHARS, []
     for path in input_files(run_dir, "docs", "documents"):
@@ -187,8 +184,6 @@ def _sample_texts(run_dir: str, heldout: bool) -> list[str]:
 
 def _quality(run_dir, tokens, lowercase, strip, counts) -> dict:
     """Vocab figures on held-out documents (on training text when the corpus has none)."""
-    from pipeline.vocab.files import build_tokenizer, vocab_report
-    from pipeline.vocab.word_counts import make_pretokenizer
 
     tok = build_tokenizer(tokens, lowercase, strip)
     texts, measured_on = _sample_texts(run_dir, heldout=True), "held-out documents"
@@ -203,7 +198,6 @@ def _quality(run_dir, tokens, lowercase, strip, counts) -> dict:
 
 def _publish(out_dir, tokens, lowercase, strip, counts, vocab_rep) -> None:
     """Write the vocab files locally, then publish each one atomically to ``out_dir``."""
-    from pipeline.vocab.files import write_vocab_dir
 
     with tempfile.TemporaryDirectory(prefix="bertprep-vocab-") as tmp:
         write_vocab_dir(tmp, tokens, lowercase, strip, counts=counts, report=vocab_rep)

@@ -15,6 +15,8 @@ from apache_beam.metrics import Metrics
 
 from pipeline.common import fs
 from pipeline.common.parquet_io import iter_rows
+from pipeline.vocab.files import counts_tsv_bytes
+from pipeline.vocab.word_counts import count_words, make_pretokenizer
 
 HELDOUT_PER_MILLE = 10  # 1% of documents, chosen by id, measure the vocab on unseen text
 
@@ -33,12 +35,10 @@ class CountFileFn(beam.DoFn):
         self._strip_accents = strip_accents
 
     def setup(self):
-        from pipeline.vocab.word_counts import make_pretokenizer
 
         self._pretok = make_pretokenizer(self._lowercase, self._strip_accents)
 
     def process(self, docs_path: str):
-        from pipeline.vocab.word_counts import count_words
 
         texts = (
             row["text"]
@@ -55,7 +55,6 @@ class _WriteCountsFn(beam.DoFn):
         self._path = path
 
     def process(self, pairs: list):
-        from pipeline.vocab.files import counts_tsv_bytes
 
         fs.write_bytes(self._path, counts_tsv_bytes(dict(pairs)))
         yield len(pairs)

@@ -23,7 +23,10 @@ class Pretokenizer:
     """
 
     def __init__(self, lowercase: bool, strip_accents: bool | None = None):
-        from tokenizers import normalizers, pre_tokenizers
+        from tokenizers import (  # tokenizers (Rust): loaded where text is tokenized
+            normalizers,
+            pre_tokenizers,
+        )
 
         self.lowercase = bool(lowercase)
         self.strip_accents = strip_accents

@@ -77,8 +77,10 @@ def _opened(opener, path: str, compression: str, verb: str):
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     """Convert ``args.input``; print what was written. Returns the exit code (0)."""
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.io.filesystem import (
+        CompressionTypes,  # Beam (~1 s): only once a pipeline is built
+    )
+    from apache_beam.io.filesystems import FileSystems  # Beam (~1 s): only once a pipeline is built
 
     raw = CompressionTypes.UNCOMPRESSED  # the bytes as they are: never let Beam (de)compress
     index = args.index or index_path_for(args.output)
