@@ -156,9 +156,9 @@ def _read_wikipedia(unit: Unit, options: ExtractOptions, stats: dict, wiki: Wiki
 def _wiki_stream(unit: Unit, raw):
     """The unit's XML bytes: a multistream range, a whole .bz2 (any number of streams), or XML."""
     if unit.start >= 0:
-        from pipeline.extract.wiki import multistream
+        from pipeline.extract.wiki import bz2streams
 
-        return multistream.open_range(raw, unit.start, unit.end, unit.header)
+        return bz2streams.open_range(raw, unit.start, unit.end, unit.header)
     if unit.path.endswith(".bz2"):
         import bz2
 
