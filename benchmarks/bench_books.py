@@ -19,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import books  # noqa: E402
+from pipeline.common import textnorm  # noqa: E402
+from pipeline.extract import books, gutenberg, textdecode  # noqa: E402
 
 
 def _timed(fn, inputs: list) -> tuple[float, list]:
@@ -43,10 +44,10 @@ def main() -> int:
     mb = sum(len(r) for r in raws) / 1e6
     stages: dict[str, list[float]] = {"decode": [], "strip": [], "text model": [], "total": []}
     for _ in range(args.repeat):
-        t_dec, texts = _timed(lambda r: books.decode_text(r)[0], raws)
-        t_strip, bodies = _timed(lambda t: books.strip_book(t)[0], texts)
+        t_dec, texts = _timed(lambda r: textdecode.decode_text(r)[0], raws)
+        t_strip, bodies = _timed(lambda t: gutenberg.strip_book(t)[0], texts)
         t_model, _ = _timed(
-            lambda b: "\n".join(p for p in books.paragraphs(b) if not books.textnorm.is_heading(p)),
+            lambda b: "\n".join(p for p in books.paragraphs(b) if not textnorm.is_heading(p)),
             bodies,
         )
         t_total, records = _timed(lambda r: books.read_book(r, "bench.txt").record, raws)

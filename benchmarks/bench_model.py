@@ -20,7 +20,7 @@ import torch
 
 from pretrain.config import BertConfig, preset
 from pretrain.lamb import Lamb, lamb_param_groups
-from pretrain.model import BertForPreTraining, pretraining_loss
+from pretrain.model import BertForPreTraining
 
 
 def model_flops_per_step(cfg: BertConfig, batch: int, seq: int, predictions: int) -> float:
@@ -100,7 +100,8 @@ def ours_step(model, opt, b, accum: int = 1):
             b["input_ids"], b["token_type_ids"], b["attention_mask"], b["positions"],
             b["labels"], b["nsp"],
         )  # fmt: skip
-        pretraining_loss(out, out["mlm_count"], b["nsp"].shape[0]).backward()
+        loss = out["mlm_loss_sum"] / out["mlm_count"] + out["nsp_loss_sum"] / b["nsp"].shape[0]
+        loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
 

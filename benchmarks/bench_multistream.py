@@ -22,6 +22,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from pipeline.extract.wiki import bz2streams as bs
 from pipeline.extract.wiki import multistream as ms
 from pipeline.extract.wiki.recompress import recompress
 
@@ -57,7 +58,7 @@ def consume(reader, parse: bool) -> int:
 def read_range(job: tuple[str, int, int, bytes, bool]) -> int:
     path, start, end, header, parse = job
     with open(path, "rb") as f:
-        return consume(ms.open_range(f, start, end, header), parse)
+        return consume(bs.open_range(f, start, end, header), parse)
 
 
 def pooled(ctx, workers: int, jobs: list) -> int:
@@ -108,7 +109,7 @@ def main() -> None:
             offsets = ms.read_index(f)
         size = out.stat().st_size
         with out.open("rb") as f:
-            header = ms.read_header(f, ms.header_end(offsets))
+            header = bs.read_header(f, ms.header_end(offsets))
         ranges = ms.plan_ranges(offsets, size, max(1, (size - offsets[0]) // args.ranges))
         ctx = multiprocessing.get_context("fork")
         for parse in (False, True):

@@ -8,11 +8,11 @@ Dynamic masking follows Google's ``create_masked_lm_predictions``: ``k = min(P, 
 round(n * 0.15)))`` positions of an ``n``-token instance, never on ``[CLS]``/``[SEP]``/``[PAD]``;
 80% become ``[MASK]``, 10% a random word (never a special token nor ``[unusedN]``), 10% stay.
 
-Randomness is a counter-based hash (splitmix64) of ``(seed, epoch, sample_id, position,
-stream)``, not a stateful generator: a sample's mask depends on nothing else (not on the rank,
-the worker, the batch it lands in, nor on how many samples came before), so a resumed run or
-another world size masks every sample exactly like an uninterrupted one. It is also vectorised
-over the whole batch (no per-sample generator construction).
+Randomness is a counter-based hash (splitmix64, :mod:`ground.hashing`) of ``(seed, epoch,
+sample_id, position, stream)``, not a stateful generator: a sample's mask depends on nothing
+else (not on the rank, the worker, the batch it lands in, nor on how many samples came before),
+so a resumed run or another world size masks every sample exactly like an uninterrupted one. It
+is also vectorised over the whole batch (no per-sample generator construction).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ground.errors import UserError
+from ground.hashing import GOLDEN, mix64, unit_floats
 from sharding import schema
 from sharding.manifest import VOCAB_NAME
 from sharding.reader import ShardSet
@@ -32,7 +33,6 @@ from sharding.vocab import Vocab, load_vocab
 IGNORE_INDEX = -100
 MASK_PROB = 0.15
 _UNUSED = re.compile(r"^\[unused\d+\]$")
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 # Independent hash streams per token: which positions, what to do with them, which random word.
 _STREAM_SELECT, _STREAM_ACTION, _STREAM_WORD = 0, 1, 2
 
@@ -51,30 +51,21 @@ def replacement_ids(vocab: Vocab) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser on a uint64 array (wrapping arithmetic)."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
 def sample_keys(seed: int, epoch: int, sample_ids: np.ndarray) -> np.ndarray:
     """uint64 [B]: one hash key per sample from (seed, epoch, sample id) only."""
     with np.errstate(over="ignore"):
-        key = _mix(np.asarray([seed & (2**64 - 1)], dtype=np.uint64))
-        key = _mix(key + np.uint64(epoch & (2**64 - 1)) * _GOLDEN)
+        key = mix64(np.asarray([seed & (2**64 - 1)], dtype=np.uint64))
+        key = mix64(key + np.uint64(epoch & (2**64 - 1)) * GOLDEN)
         ids = np.asarray(sample_ids, dtype=np.int64).astype(np.uint64)
-        return _mix(key + _mix(ids + _GOLDEN))
+        return mix64(key + mix64(ids + GOLDEN))
 
 
 def _uniform(keys: np.ndarray, positions: np.ndarray, stream: int) -> np.ndarray:
     """float64 [B, K] in [0, 1): hash of (sample key [B], token position [B, K] or [K], stream)."""
     pos = np.asarray(positions).astype(np.uint64) * np.uint64(3) + np.uint64(stream + 1)
     with np.errstate(over="ignore"):
-        h = _mix(keys[:, None] + pos * _GOLDEN)
-    return (h >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
+        h = mix64(keys[:, None] + pos * GOLDEN)
+    return unit_floats(h)
 
 
 def dynamic_mask(

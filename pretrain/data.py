@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -53,14 +53,6 @@ def check_compatible(shards: ShardSet, model_vocab_size: int, max_positions: int
             f"{shards.directory}: sequences of {shards.seq_length} tokens exceed the model's "
             f"{max_positions} positions"
         )
-
-
-def masked_token_count(batches: dict | Sequence[dict]) -> int:
-    """Masked tokens (labels != -100) in one batch or a list of micro-batches; the trainer
-    all-reduces this over ranks to normalise the MLM loss of a global batch."""
-    if isinstance(batches, dict):
-        batches = [batches]
-    return int(sum(int((b["masked_lm_labels"] != collate.IGNORE_INDEX).sum()) for b in batches))
 
 
 def load_shard(reader: ShardReader, vocab_size: int | None = None) -> dict[str, np.ndarray]:

@@ -315,17 +315,6 @@ def _classification_sums(prefix: str, logits: torch.Tensor, labels: torch.Tensor
     }
 
 
-def pretraining_loss(
-    out: dict[str, torch.Tensor], mlm_denominator, nsp_denominator
-) -> torch.Tensor:
-    """``mlm_loss_sum / mlm_denominator + nsp_loss_sum / nsp_denominator`` (scalar).
-
-    Pass the masked-token and sequence counts of the whole global batch (all micro-batches and
-    ranks) so the loss, and thus the gradient, does not depend on how the batch is split.
-    """
-    return out["mlm_loss_sum"] / mlm_denominator + out["nsp_loss_sum"] / nsp_denominator
-
-
 _VOCAB_KEYS = ("bert.embeddings.word_embeddings.weight", "cls.predictions.decoder.weight")
 _VOCAB_BIAS_KEYS = ("cls.predictions.bias", "cls.predictions.decoder.bias")
 

@@ -2,22 +2,17 @@
 
 Three steps, each a pure function:
 
-1. :func:`decode_text` turns raw bytes into text (UTF-8 with stray bytes repaired one by one,
-   or a whole-file legacy fallback), or refuses binary garbage.
-2. :func:`strip_book` (or :func:`strip_gutenberg`) removes the Project Gutenberg header,
-   footer, licence and the credit lines that sit inside the START/END markers.
-3. :func:`read_book` applies the text model (:mod:`pipeline.common.textnorm`): hard wraps unwrapped,
-   headings dropped unless asked, NFC, one paragraph per line.
+1. :func:`pipeline.extract.textdecode.decode_text` turns raw bytes into text (UTF-8 with stray
+   bytes repaired one by one, or a whole-file legacy fallback), or refuses binary garbage.
+2. :func:`pipeline.extract.gutenberg.strip_book` removes the Project Gutenberg header, footer,
+   licence and the credit lines that sit inside the START/END markers.
+3. :func:`paragraphs` (here) drops tables of contents and numbered chapter headings that the
+   generic text model misses, then :func:`read_book` applies the text model
+   (:mod:`pipeline.common.textnorm`): hard wraps unwrapped, headings dropped unless asked, NFC,
+   one paragraph per line.
 
-Decoding rule (why not "try UTF-8, else re-decode everything"): one stray cp1252 byte in a
-UTF-8 book would otherwise turn every curly quote of the book into mojibake. The bytes are
-decoded as UTF-8 with ``surrogateescape``, which maps each invalid byte, one by one, to a lone
-surrogate U+DC80..U+DCFF (valid UTF-8 never yields one). Let ``bad`` be those bytes and
-``multi`` the correctly decoded non-ASCII characters. If ``bad > multi`` the file is clearly not
-UTF-8 (a legacy file has almost no valid multi-byte sequences) and the whole file is decoded as
-windows-1252; otherwise each bad byte is repaired alone. Both use the same byte table: cp1252,
-with latin-1 for the 5 bytes cp1252 leaves undefined (0x81 0x8D 0x8F 0x90 0x9D), as WHATWG's
-windows-1252 does; so ASCII text with a few high bytes gives the same result either way.
+:func:`read_book` runs the three and counts what they found (:func:`counters`, for the run
+report).
 """
 
 from __future__ import annotations
@@ -28,196 +23,8 @@ from pathlib import PurePosixPath
 
 from pipeline.common import textnorm
 from pipeline.common.records import BOOKS, REJECTED, Document, Dropped, doc_id
-
-UTF8_BOM = b"\xef\xbb\xbf"
-# A NUL in the first 8 KiB marks a binary file (the rule git and grep use).
-BINARY_SNIFF_BYTES = 8192
-# C0 control bytes except \t \n \v \f \r, plus DEL: plain text (of any legacy encoding) has
-# almost none; binary data has about 11%. UTF-16 without a BOM has NULs and counts as binary.
-_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
-# More than 1% control bytes is binary.
-MAX_CONTROL_RATIO = 0.01
-_HIGH_BYTES = bytes(range(0x80, 0x100))
-
-
-def _byte_char(b: int) -> str:
-    try:
-        return bytes([b]).decode("cp1252")
-    except UnicodeDecodeError:  # the 5 bytes cp1252 leaves undefined
-        return bytes([b]).decode("latin-1")
-
-
-# Index b - 0x80 -> the character that byte b stands for in a legacy (windows-1252) file.
-_LEGACY = [_byte_char(b) for b in range(0x80, 0x100)]
-_LEGACY_TABLE = {0x80 + i: c for i, c in enumerate(_LEGACY)}  # str.translate over latin-1
-_ESCAPED = re.compile("[\udc80-\udcff]")
-
-
-@dataclass(frozen=True)
-class DecodeStats:
-    """How a file's bytes became text.
-
-    ``encoding``: ``utf-8``, ``utf-8-sig`` (BOM), ``utf-16`` (BOM) or ``windows-1252`` (whole-file
-    fallback). ``invalid_bytes``: bytes that were not valid UTF-8. ``repaired_bytes``: of those,
-    the ones repaired one by one inside a UTF-8 file (0 after a whole-file fallback).
-    """
-
-    encoding: str
-    invalid_bytes: int = 0
-    repaired_bytes: int = 0
-
-
-class BinaryFileError(ValueError):
-    """The bytes are not text (NUL bytes or too many control bytes)."""
-
-
-def _repair(match: re.Match[str]) -> str:
-    return _LEGACY[ord(match.group()) - 0xDC80]
-
-
-def decode_text(raw: bytes) -> tuple[str, DecodeStats]:
-    """Decode a text file's bytes; see the module docstring for the rule.
-
-    Returns the text (BOM removed, line ends untouched) and its :class:`DecodeStats`.
-    Raises :class:`BinaryFileError` for binary data, :class:`UnicodeDecodeError` for a UTF-16
-    file (BOM) that is not valid UTF-16.
-    """
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16"), DecodeStats("utf-16")
-    if b"\x00" in raw[:BINARY_SNIFF_BYTES]:
-        raise BinaryFileError("NUL bytes")
-    controls = len(raw) - len(raw.translate(None, _CONTROL_BYTES))
-    if raw and controls / len(raw) > MAX_CONTROL_RATIO:
-        raise BinaryFileError(f"{controls} control bytes in {len(raw)}")
-    encoding = "utf-8"
-    if raw.startswith(UTF8_BOM):
-        raw, encoding = raw[len(UTF8_BOM) :], "utf-8-sig"
-    text = raw.decode("utf-8", errors="surrogateescape")
-    ascii_bytes = len(raw.translate(None, _HIGH_BYTES))
-    if ascii_bytes == len(text):  # every byte decoded to one character: plain ASCII
-        return text, DecodeStats(encoding)
-    bad = len(_ESCAPED.findall(text))
-    if bad == 0:
-        return text, DecodeStats(encoding)
-    multi = len(text) - ascii_bytes - bad
-    if bad > multi:
-        legacy = raw.decode("latin-1").translate(_LEGACY_TABLE)
-        return legacy, DecodeStats("windows-1252", invalid_bytes=bad)
-    repaired, n = _ESCAPED.subn(_repair, text)
-    return repaired, DecodeStats(encoding, invalid_bytes=bad, repaired_bytes=n)
-
-
-# ---- Project Gutenberg boilerplate ---------------------------------------------------------
-
-_FLAGS = re.IGNORECASE | re.MULTILINE
-# "*** START OF THIS PROJECT GUTENBERG EBOOK X ***" (pre-2020), "*** START OF THE PROJECT
-# GUTENBERG EBOOK X ***" (current), "***START OF THE PROJECT GUTENBERG ETEXT", and the 1990s
-# "*END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver.04.29.93*END*" that closes old headers.
-_START = re.compile(
-    r"^[ \t]*(?:\*{3}[ \t]*START OF (?:THIS|THE) PROJECT GUTENBERG E-?(?:BOOK|TEXT)"
-    r"|\*END\*[ \t]*THE SMALL PRINT)[^\n]*$",
-    _FLAGS,
-)
-# The earliest of these after START ends the book: the END marker, the "End of (the) Project
-# Gutenberg('s) EBook of ..." line that precedes it, or the licence if both are missing.
-_END = re.compile(
-    r"^[ \t]*(?:\*{3}[ \t]*END OF (?:THIS|THE) PROJECT GUTENBERG E-?(?:BOOK|TEXT)"
-    r"|End of (?:the |this )?Project Gutenberg"
-    r"|\*{3}[ \t]*START: FULL LICENSE)",
-    _FLAGS,
-)
-# Credits at the top of the body ("Produced by Judith Boss", "Transcribed from the 1915 edition
-# by ..."): dropped when among the first CREDIT_BLOCKS blocks after START.
-_CREDIT = re.compile(
-    r"^(?:produced by|e-?text prepared by|transcribed (?:from|by)|prepared by"
-    r"|this e-?(?:text|book) was (?:produced|prepared|created))",
-    re.IGNORECASE,
-)
-CREDIT_BLOCKS = 4
-# Anything in the body that names Project Gutenberg is its boilerplate, not the book's text.
-_PG_MENTION = re.compile(r"project\s+gutenberg", re.IGNORECASE)
-_BLOCK_SPLIT = re.compile(r"\n[ \t]*\n")
-_TITLE = re.compile(r"Title:[ \t]*(\S[^\n]*)((?:\n[ \t]+\S[^\n]*)*)")
-# "[Illustration: colophon]" placeholders carry no text.
-_ILLUSTRATION = re.compile(r"^\[Illustration[^\]]*\]$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class StripStats:
-    """What :func:`strip_book` found: ``markers`` is ``both``, ``start``, ``end`` or ``none``;
-    ``boilerplate_blocks`` counts credit/Gutenberg blocks dropped from inside the markers."""
-
-    markers: str
-    boilerplate_blocks: int = 0
-    title: str = ""
-
-
-def _start_end(text: str) -> int | None:
-    """Offset just after the START marker, following a marker wrapped onto further lines."""
-    m = _START.search(text)
-    if m is None:
-        return None
-    end = m.end()
-    if m.group().lstrip().startswith("*END*") or m.group().rstrip().endswith("***"):
-        return end
-    # "*** START OF ... EBOOK THE ADVENTURES OF SHERLOCK\nHOLMES ***": the closing stars are on
-    # one of the next two non-blank lines; a blank line means there is no continuation.
-    pos = end
-    for _ in range(2):
-        nl = text.find("\n", pos + 1)
-        line = text[pos + 1 : nl if nl >= 0 else len(text)]
-        if not line.strip():
-            break
-        pos = nl if nl >= 0 else len(text)
-        if line.rstrip().endswith("***"):
-            return pos
-    return end
-
-
-def _title(header: str) -> str:
-    m = _TITLE.search(header)
-    if m is None:
-        return ""
-    return textnorm.normalize(m.group(1) + " " + m.group(2))
-
-
-def strip_book(text: str) -> tuple[str, StripStats]:
-    """Remove Project Gutenberg header, footer, licence and credits.
-
-    ``text`` may use CRLF or LF. Returns the body (LF line ends, blocks separated by a blank
-    line) and :class:`StripStats`. Without any marker the text is returned whole (only blocks
-    naming Project Gutenberg are removed; there are none in a non-Gutenberg book).
-    """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    start = _start_end(text)
-    end_m = _END.search(text, start or 0)
-    header = text[:start] if start is not None else ""
-    body = text[start or 0 : end_m.start() if end_m else len(text)]
-    markers = {(True, True): "both", (True, False): "start", (False, True): "end"}.get(
-        (start is not None, end_m is not None), "none"
-    )
-    kept, dropped = [], 0
-    for block in _BLOCK_SPLIT.split(body):
-        stripped = block.strip()
-        if not stripped:
-            continue
-        credit = start is not None and len(kept) + dropped < CREDIT_BLOCKS
-        if (
-            _PG_MENTION.search(stripped)
-            or (credit and _CREDIT.match(stripped))
-            or _ILLUSTRATION.match(stripped)
-        ):
-            dropped += 1
-            continue
-        kept.append(block)
-    return "\n\n".join(kept), StripStats(markers, dropped, _title(header))
-
-
-def strip_gutenberg(text: str) -> tuple[str, bool]:
-    """:func:`strip_book` without the stats: ``(body, any_marker_found)``."""
-    body, stats = strip_book(text)
-    return body, stats.markers != "none"
-
+from pipeline.extract.gutenberg import BLOCK_SPLIT, StripStats, strip_book
+from pipeline.extract.textdecode import BinaryFileError, DecodeStats, decode_text
 
 # ---- Headings that the generic text model misses ------------------------------------------
 
@@ -278,7 +85,7 @@ def paragraphs(body: str, keep_headings: bool = False) -> list[str]:
     :func:`pipeline.common.textnorm.join_paragraphs` to drop.
     """
     out: list[str] = []
-    for block in _BLOCK_SPLIT.split(body):
+    for block in BLOCK_SPLIT.split(body):
         lines = [line.strip() for line in block.split("\n") if line.strip()]
         if not lines:
             continue

@@ -19,7 +19,7 @@ from pipeline.common.records import BOOKS, CORPUS, REJECTED, WIKIPEDIA, Document
 from pipeline.extract import books, corpora
 from pipeline.extract.units import Unit
 from pipeline.extract.wiki import dump as wikipedia
-from pipeline.extract.wiki import multistream
+from pipeline.extract.wiki import bz2streams
 
 if TYPE_CHECKING:
     from pipeline.extract.wiki.clean import Templates
@@ -158,7 +158,7 @@ def _read_wikipedia(unit: Unit, options: ExtractOptions, stats: dict, wiki: Wiki
 def _wiki_stream(unit: Unit, raw):
     """The unit's XML bytes: a multistream range, a whole .bz2 (any number of streams), or XML."""
     if unit.start >= 0:
-        return multistream.open_range(raw, unit.start, unit.end, unit.header)
+        return bz2streams.open_range(raw, unit.start, unit.end, unit.header)
     if unit.path.endswith(".bz2"):
         return bz2.BZ2File(raw)
     return raw

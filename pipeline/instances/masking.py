@@ -1,9 +1,9 @@
 """Masked-LM selection for blocks of instances, vectorised with numpy.
 
-Every random number here is a counter-based hash (splitmix64) of the instance's own seed and the
-token position, and each instance's seed derives from (seed, phase, document id, dupe index,
-instance index). So a mask depends only on its instance, never on which other instances share a
-block, a group or a worker.
+Every random number here is a counter-based hash (splitmix64, :mod:`ground.hashing`) of the
+instance's own seed and the token position, and each instance's seed derives from (seed, phase,
+document id, dupe index, instance index). So a mask depends only on its instance, never on which
+other instances share a block, a group or a worker.
 
 Google's rule (create_pretraining_data.py): ``num_to_predict = min(max_predictions,
 max(1, round(n * masked_lm_prob)))`` with ``n`` counting ``[CLS]``/``[SEP]``; candidates are all
@@ -19,28 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ground.hashing import GOLDEN, mix64, unit_floats
 from sharding.vocab import check_tokens
 
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _DECIDE = np.uint64(0xD1B54A32D192ED03)  # separates the 80/10/10 stream from the selection keys
 _MAXU = np.uint64(0xFFFFFFFFFFFFFFFF)
 _SPECIAL = re.compile(r"^\[[^\]]*\]$")  # [PAD] [UNK] [CLS] [SEP] [MASK] [unusedN]...
-
-
-def mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser on a uint64 array (wrapping arithmetic); returns a new uint64 array."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * _M1
-    x = x ^ (x >> np.uint64(27))
-    x = x * _M2
-    return x ^ (x >> np.uint64(31))
-
-
-def unit_floats(h: np.ndarray) -> np.ndarray:
-    """uint64 hashes -> float64 uniform on [0, 1) using the top 53 bits."""
-    return (h >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
 @dataclass(frozen=True)
@@ -132,7 +116,7 @@ def mask_block(
             piece right after ``[SEP]`` joins the last word of segment A).
     """
     b, seq = tokens.shape
-    pos_hash = mix64((np.arange(seq, dtype=np.uint64) + np.uint64(1)) * _GOLDEN)
+    pos_hash = mix64((np.arange(seq, dtype=np.uint64) + np.uint64(1)) * GOLDEN)
     h = mix64(seeds[:, None] ^ pos_hash[None, :])
     keys = np.where(candidates, h, _MAXU)
     p = max_predictions

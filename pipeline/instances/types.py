@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from ground.errors import UserError
-from pipeline.instances.masking import _GOLDEN, VocabInfo, mask_block, mix64, num_to_predict
+from ground.hashing import GOLDEN, mix64
+from pipeline.instances.masking import VocabInfo, mask_block, num_to_predict
 
 BLOCK = 4096  # instances masked together; bounds the block arrays (4096 x 512 x 8 B = 16 MiB)
 
@@ -249,7 +250,7 @@ def finish_block(raw: list[tuple], cfg: InstanceConfig, vocab: VocabInfo, source
         cand = inside & (pos >= 1) & (pos < lengths[:, None] - 1) & (pos != la[:, None] + 1)
         k = np.minimum(num_to_predict(lengths, cfg.masked_lm_prob, p), cand.sum(axis=1))
         s64 = np.array(cols[10], dtype=np.uint64)
-        seeds = mix64(s64 ^ mix64((index.astype(np.uint64) + np.uint64(1)) * _GOLDEN))
+        seeds = mix64(s64 ^ mix64((index.astype(np.uint64) + np.uint64(1)) * GOLDEN))
         res = mask_block(ids, cand, seeds, k, p, vocab, cfg.whole_word_mask, cfg.classic)
         ids, mpos, mids, counts = res.tokens, res.positions, res.labels, res.counts
         kinds = res.kinds[res.kinds >= 0]

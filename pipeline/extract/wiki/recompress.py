@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from ground.errors import UserError
-from pipeline import multistream as ms  # ms.READ_CHUNK read at call time (tests patch it)
-from pipeline.extract.wiki.multistream import (
-    _PAGE_START,
+from pipeline.extract.wiki import bz2streams as bs  # bs.READ_CHUNK read per call: tests patch it
+from pipeline.extract.wiki.bz2streams import (
     FOOTER,
     HEADER_CAP,
-    _iter_streams,
-    _line_start,
-    _Prepend,
+    PAGE_START,
+    Prepend,
+    iter_streams,
+    line_start,
 )
 
 
@@ -72,13 +72,13 @@ def recompress(
         raise UserError("input is empty")
     if magic != b"BZh":
         raise UserError("input is not bzip2 data (it does not start with 'BZh')")
-    source = io.BufferedReader(_Prepend(magic, src), ms.READ_CHUNK)  # type: ignore[arg-type]
+    source = io.BufferedReader(Prepend(magic, src), bs.READ_CHUNK)  # type: ignore[arg-type]
     out = _StreamWriter(dst, index, compresslevel, workers)
     scanner = _PageScanner(out, pages_per_stream)
     stats = scanner.stats
     try:
         try:
-            for piece in _iter_streams(source, None):  # type: ignore[arg-type]
+            for piece in iter_streams(source, None):  # type: ignore[arg-type]
                 stats.xml_bytes += len(piece)
                 scanner.feed(piece)
         except EOFError:
@@ -211,7 +211,7 @@ class _PageScanner:
             pass
 
     def _header(self) -> bool:
-        page = _PAGE_START.search(self.buf, self.scan_from)
+        page = PAGE_START.search(self.buf, self.scan_from)
         foot = self.buf.find(FOOTER, self.scan_from, page.start() if page else len(self.buf))
         if page is None and foot < 0:
             if len(self.buf) > HEADER_CAP:
@@ -219,7 +219,7 @@ class _PageScanner:
             self.scan_from = max(0, len(self.buf) - len(FOOTER))
             return False
         pos = page.start() if page and (foot < 0 or page.start() < foot) else foot
-        cut = _line_start(self.buf, pos)
+        cut = line_start(self.buf, pos)
         if b"<mediawiki" not in self.buf[:cut]:
             raise UserError("no <mediawiki> element before the first page: not a MediaWiki dump")
         self.out.write(self.buf[:cut])
@@ -229,14 +229,14 @@ class _PageScanner:
         return True
 
     def _outside(self) -> bool:
-        page = _PAGE_START.search(self.buf)
+        page = PAGE_START.search(self.buf)
         foot = self.buf.find(FOOTER, 0, page.start() if page else len(self.buf))
         if page is None and foot < 0:
             if len(self.buf) > HEADER_CAP:
                 raise UserError(f"unexpected text between pages: {bytes(self.buf[:80])!r}")
             return False
         pos = page.start() if page and (foot < 0 or page.start() < foot) else foot
-        cut = _line_start(self.buf, pos)
+        cut = line_start(self.buf, pos)
         self._end_previous(cut)
         if pos == foot:
             self.out.close_stream()

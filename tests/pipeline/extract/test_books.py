@@ -21,7 +21,7 @@ import pytest
 
 from pipeline.common import textnorm
 from pipeline.common.records import BOOKS, REJECTED, Document, Dropped, doc_id
-from pipeline.extract import books
+from pipeline.extract import books, gutenberg, textdecode
 from tests.conftest import CORPUS, SHARED
 
 SHARED_BOOKS = [
@@ -271,7 +271,7 @@ def _expected(raw: bytes, cuts: list[int], codec: str) -> str:
 def test_stray_latin1_bytes_repaired_one_by_one() -> None:
     raw = (SHARED / "books" / "gutenberg" / "1952-0.txt").read_bytes()  # UTF-8, curly quotes
     damaged, cuts = _insert(raw)
-    text, stats = books.decode_text(damaged)
+    text, stats = textdecode.decode_text(damaged)
     assert (stats.encoding, stats.invalid_bytes, stats.repaired_bytes) == ("utf-8", 5, 5)
     assert text == _expected(raw, cuts, "utf-8")
     assert "\u201c" in text and "\u2014" in text  # the rest is still read as UTF-8
@@ -285,14 +285,14 @@ def test_ascii_book_with_stray_bytes_reads_the_same_either_way() -> None:
     """No valid multi-byte UTF-8 at all: whole-file windows-1252, same characters as repair."""
     raw = (SHARED / "books" / "gutenberg" / "1342.txt").read_bytes()  # pure ASCII
     damaged, cuts = _insert(raw)
-    text, stats = books.decode_text(damaged)
+    text, stats = textdecode.decode_text(damaged)
     assert (stats.encoding, stats.invalid_bytes, stats.repaired_bytes) == ("windows-1252", 5, 0)
     assert text == _expected(raw, cuts, "ascii")
 
 
 def test_broken_multibyte_sequence_counts_each_byte() -> None:
     raw = "naïve café “quoted” text ".encode() * 3 + b"cut \xe2\x80 here"
-    text, stats = books.decode_text(raw)
+    text, stats = textdecode.decode_text(raw)
     assert stats.repaired_bytes == 2 and text.endswith("cut \u00e2\u20ac here")
     assert text.startswith("naïve café “quoted”")
 
@@ -324,8 +324,8 @@ def test_long_contents_and_numbered_headings_dropped() -> None:
 def test_filter_equals_textnorm_join() -> None:
     """read_book's heading filter is textnorm.join_paragraphs on already-normal paragraphs."""
     raw = (SHARED / "books" / "gutenberg" / "84-0.txt").read_bytes()
-    text, _ = books.decode_text(raw)
-    body, _ = books.strip_book(text)
+    text, _ = textdecode.decode_text(raw)
+    body, _ = gutenberg.strip_book(text)
     for keep in (False, True):
         joined = textnorm.join_paragraphs(books.paragraphs(body, keep), keep_headings=keep)
         opts = books.BookOptions(keep_headings=keep)
@@ -336,9 +336,9 @@ def test_too_large_rejected_and_strip_gutenberg_api() -> None:
     raw = (SHARED / "books" / "gutenberg" / "5200.txt").read_bytes()
     rec = record(raw, "5200.txt", books.BookOptions(max_bytes=1000))
     assert isinstance(rec, Dropped) and rec.reason == "too_large" and rec.title == "5200"
-    body, found = books.strip_gutenberg(raw.decode("ascii"))
+    body, found = gutenberg.strip_gutenberg(raw.decode("ascii"))
     assert found and "One morning, when Gregor Samsa" in body and "FULL LICENSE" not in body
-    assert books.strip_gutenberg("Just a note.\n\nNo markers.") == (
+    assert gutenberg.strip_gutenberg("Just a note.\n\nNo markers.") == (
         "Just a note.\n\nNo markers.",
         False,
     )

@@ -17,7 +17,7 @@ import zstandard
 
 from ground.errors import UserError
 from pipeline.common.records import CORPUS, REJECTED, Document, Dropped, doc_id
-from pipeline.extract import corpora
+from pipeline.extract import corpora, corpus_lines
 from pipeline.extract.corpora import CorpusOptions, iter_corpus
 from tests.conftest import CORPUS as CORPUS_DIR
 from tests.conftest import SHARED
@@ -245,7 +245,7 @@ def test_too_large_records_and_chunk_boundaries(monkeypatch: pytest.MonkeyPatch)
     assert [d.text for d in docs(expected)] == [
         " ".join(s.split()) for i, s in enumerate(sentences) if i != longest
     ]
-    monkeypatch.setattr(corpora, "READ_CHUNK", 7)  # lines cut across many reads
+    monkeypatch.setattr(corpus_lines, "READ_CHUNK", 7)  # lines cut across many reads
     assert run(data, "s.txt", opts) == expected
     gz = run(gzip.compress(data, mtime=0), "s.txt.gz", opts)
     assert [label(r) for r in gz] == [label(r) for r in expected]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from ground.errors import UserError
-from pipeline.instances.masking import VocabInfo, mask_block, mix64, num_to_predict
+from ground.hashing import mix64
+from pipeline.instances.masking import VocabInfo, mask_block, num_to_predict
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 gives exactly what reading the original in one piece gives.
 
 The oracle everywhere is xml.etree.ElementTree.iterparse over the original file (via bz2.open),
-which shares no code with pipeline.extract.wiki.multistream.
+which shares no code with pipeline.extract.wiki.multistream or .bz2streams.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from bertprep.cli import main
 from ground.errors import UserError
+from pipeline.extract.wiki import bz2streams as bs
 from pipeline.extract.wiki import multistream as ms
 from pipeline.extract.wiki import recompress as rc
 
@@ -65,7 +66,7 @@ def split_read(
     pages: list = []
     for start, end in plan.ranges:
         with path.open("rb") as f:
-            got, complete = parse_pages(ms.open_range(f, start, end, plan.header))
+            got, complete = parse_pages(bs.open_range(f, start, end, plan.header))
         assert complete, f"range [{start}, {end}) is not a complete XML document"
         pages += got
     return pages, plan.ranges
@@ -128,9 +129,9 @@ def test_recompressed_file_is_the_same_xml(original, multi):
     assert parse_pages(unbz2(out)) == (pages, True)
     assert stats.bytes_out == out.stat().st_size
     with out.open("rb") as f:
-        assert ms.is_multistream(f)
+        assert bs.is_multistream(f)
     with src.open("rb") as f:
-        assert not ms.is_multistream(f)
+        assert not bs.is_multistream(f)
 
 
 @pytest.mark.parametrize("target_bytes", [1, 30_000, 250_000, 10**9])
@@ -142,7 +143,7 @@ def test_split_read_equals_unsplit_read(original, multi, target_bytes):
     plan = ms.plan_dump(open_rb, str(out), str(index), out.stat().st_size, target_bytes)
     for start, end in ranges:  # every range carries the dump's namespaces
         with out.open("rb") as f:
-            assert siteinfo_of(ms.open_range(f, start, end, plan.header)) == siteinfo
+            assert siteinfo_of(bs.open_range(f, start, end, plan.header)) == siteinfo
     assert ranges[-1][1] == out.stat().st_size
     assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
     if target_bytes == 1:
@@ -156,7 +157,7 @@ def test_split_without_index_scans_for_streams(original, multi):
     with index.open("rb") as f:
         offsets = ms.read_index(f)
     with out.open("rb") as f:
-        found = ms.scan_stream_offsets(f, chunk=4099)  # matches straddle chunk ends
+        found = bs.scan_stream_offsets(f, chunk=4099)  # matches straddle chunk ends
     data = out.read_bytes()
     dec = bz2.BZ2Decompressor()
     dec.decompress(data[offsets[-1] :])  # the last page stream; the footer stream follows
@@ -196,7 +197,7 @@ def test_header_and_pages_in_one_first_stream(original, multi, tmp_path):
     assert split_read(path, None, 1)[0] == original[1]  # no index: stream 0 has pages
     # The same file with the header stream claimed to be pageless loses pages: refused.
     with path.open("rb") as f, pytest.raises(UserError, match="index does not list"):
-        ms.read_header(f, second + shift)
+        bs.read_header(f, second + shift)
 
 
 def test_cut_dump_keeps_complete_pages_and_says_so(shared_dir, tmp_path, capsys):
@@ -250,7 +251,7 @@ def test_bad_inputs_are_user_errors(shared_dir, corpus_dir, tmp_path):
     with pytest.raises(UserError, match="does not start with a bzip2 stream"):
         ms.plan_dump(open_rb, str(plain), None, plain.stat().st_size)
     with pytest.raises(UserError, match="not complete bzip2 data"):
-        ms.read_header(io.BytesIO(b"BZh9" + bytes(range(256))), 0)
+        bs.read_header(io.BytesIO(b"BZh9" + bytes(range(256))), 0)
     with pytest.raises(UserError, match="pages per stream"):
         rc.recompress(io.BytesIO(b"BZh"), io.BytesIO(), io.BytesIO(), pages_per_stream=0)
 
@@ -272,9 +273,9 @@ def test_index_that_does_not_match_the_file(multi):
     with index.open("rb") as f:
         offsets = ms.read_index(f)
     with out.open("rb") as f:
-        header = ms.read_header(f, offsets[0])
+        header = bs.read_header(f, offsets[0])
         with pytest.raises(UserError, match="index does not match"):
-            ms.open_range(f, offsets[1] + 1, offsets[2], header).read()
+            bs.open_range(f, offsets[1] + 1, offsets[2], header).read()
     with pytest.raises(UserError, match="OFFSET:PAGEID:TITLE"):
         ms.read_index(io.BytesIO(b"12:34:Title\nnot an index line\n"))
     with pytest.raises(UserError, match="no pages"):
@@ -359,8 +360,9 @@ def test_tiny_chunks_give_the_same_bytes(shared_dir, tmp_path, monkeypatch, chun
     src.write_bytes(bz2.compress(xml))
     normal = tmp_path / "normal-multistream.xml.bz2"
     recompress_file(src, normal, per_stream=5)
-    monkeypatch.setattr(ms, "READ_CHUNK", chunk)
-    monkeypatch.setattr(ms, "OUT_CHUNK", chunk + 3)
+    monkeypatch.setattr(bs, "READ_CHUNK", chunk)
+    monkeypatch.setattr(bs, "OUT_CHUNK", chunk + 3)
+    monkeypatch.setattr(ms, "INDEX_CHUNK", chunk)
     tiny = tmp_path / "tiny-multistream.xml.bz2"
     recompress_file(src, tiny, per_stream=5)
     assert tiny.read_bytes() == normal.read_bytes()
@@ -399,7 +401,7 @@ def test_recompress_and_split_through_a_beam_filesystem(shared_dir):
     got: list = []
     for start, end in plan.ranges:
         with opener(out) as f:
-            got += parse_pages(ms.open_range(f, start, end, plan.header))[0]
+            got += parse_pages(bs.open_range(f, start, end, plan.header))[0]
     assert got == pages and len(plan.ranges) == -(-len(pages) // 7)
 
 
