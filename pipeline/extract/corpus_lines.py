@@ -90,7 +90,7 @@ def _stream_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean "this compressed file is broken" (not transient I/O errors)."""
     errors: list[type[BaseException]] = [EOFError, zlib.error]
     try:
-        import zstandard
+        import zstandard  # optional: only .zst inputs need it
 
         errors.append(zstandard.ZstdError)
     except ImportError:  # pragma: no cover - zstandard is part of the [pipeline] extra

@@ -40,8 +40,8 @@ def read_parquet(
     stream: BinaryIO, make: RecordMaker, stack: ExitStack
 ) -> Iterator[Document | Dropped]:
     """Every row of one Parquet file as a record; a temporary copy, if any, lives in ``stack``."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # pyarrow: only Parquet corpora need it
+    import pyarrow.parquet as pq  # (the same)
 
     options = make.options
     try:
