@@ -36,4 +36,4 @@ def test_run_report_keeps_extract_at_top_and_stages_by_name(tmp_path):
     run_report.update_run_report(str(tmp_path), "extract", r)
     out = run_report.update_run_report(str(tmp_path), "segment", {"sentences": 3})
     assert out["docs_in"] == 1 and out["segment"] == {"sentences": 3}
-    assert run_report.load_json(str(tmp_path / "run_report.json")) == out
+    assert run_report.load_json(str(tmp_path / "report.json")) == out

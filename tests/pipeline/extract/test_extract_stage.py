@@ -54,7 +54,7 @@ def _file_bytes(run: Path) -> dict[str, bytes]:
     for sub in ("docs", "rejected"):
         for f in sorted((run / sub).glob("*.parquet")):
             out[f"{sub}/{f.name}"] = f.read_bytes()
-    out["run_report.json"] = (run / "run_report.json").read_bytes()
+    out["report.json"] = (run / "report.json").read_bytes()
     return out
 
 
@@ -77,7 +77,7 @@ def full_run(corpus_dir, tmp_path_factory):
 
 
 def test_bundled_corpus_counts_add_up(full_run):
-    rep = run_report.load_json(str(full_run / "run_report.json"))
+    rep = run_report.load_json(str(full_run / "report.json"))
     docs, dropped = _docs(full_run), _rejected(full_run)
     assert run_report.balanced(rep)
     assert rep["docs_out"] == len(docs) > 100
@@ -117,7 +117,7 @@ def test_duplicates_rejected_smallest_id_wins(corpus_dir, tmp_path):
     assert len(docs) == 1 and len(dropped) == 1
     assert dropped[0]["reason"] == "duplicate"
     assert docs[0]["id"] < dropped[0]["id"]
-    assert run_report.load_json(str(run / "run_report.json"))["rejected"] == {"duplicate": 1}
+    assert run_report.load_json(str(run / "report.json"))["rejected"] == {"duplicate": 1}
     # --no-dedup keeps both, written straight to RUN/docs, the same bytes with 2 workers
     kept = {}
     for workers in ("1", "2"):
@@ -125,7 +125,7 @@ def test_duplicates_rejected_smallest_id_wins(corpus_dir, tmp_path):
         args = ["extract", "--books", str(tmp_path / "in" / "*" / "*.txt"), "--output", str(plain)]
         assert bertprep([*args, "--no-dedup", "--direct_num_workers", workers]) == 0
         kept[workers] = _file_bytes(plain)
-        rep = run_report.load_json(str(plain / "run_report.json"))
+        rep = run_report.load_json(str(plain / "report.json"))
         assert rep["docs_out"] == 2 and rep["rejected"] == {} and not _rejected(plain)
         assert sorted(d["id"] for d in _docs(plain)) == sorted([docs[0]["id"], dropped[0]["id"]])
         assert not list((plain / "tmp" / "extract").glob("*"))
@@ -263,7 +263,7 @@ def test_short_documents_rejected_too_short(tmp_path):
     corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in rows))
     run = tmp_path / "run"
     assert bertprep(["extract", "--corpus", str(corpus), "--output", str(run)]) == 0
-    rep = run_report.load_json(str(run / "run_report.json"))
+    rep = run_report.load_json(str(run / "report.json"))
     assert rep["docs_in"] == 4 and rep["docs_out"] == 2 and rep["rejected"] == {"too_short": 2}
     rejected = [
         r for f in (run / "rejected").glob("*.parquet") for r in pq.read_table(f).to_pylist()
@@ -331,7 +331,7 @@ def test_multistream_split_read_equals_whole_read(corpus_dir, tmp_path):
     assert sorted(_rejected(runs["split"]), key=lambda r: r["id"]) == sorted(
         _rejected(runs["whole"]), key=lambda r: r["id"]
     )
-    whole, split = (run_report.load_json(str(r / "run_report.json")) for r in runs.values())
+    whole, split = (run_report.load_json(str(r / "report.json")) for r in runs.values())
     assert {k: whole[k] for k in ("docs_in", "docs_out", "skipped", "rejected")} == {
         k: split[k] for k in ("docs_in", "docs_out", "skipped", "rejected")
     }
@@ -340,7 +340,7 @@ def test_multistream_split_read_equals_whole_read(corpus_dir, tmp_path):
 def _template_parts(tmp: Path) -> Path:
     """Two parts of one dump: Template pages (and an article) in the first, users in the
     second, with enough pages in the second to split it into ranges."""
-    from tests.pipeline.test_wiki_xml import make_dump
+    from tests.pipeline.extract.wiki.test_xml_reader import make_dump
 
     ns = {0: "", 10: "Template"}
     first = [
@@ -380,7 +380,7 @@ def test_expand_templates_across_dump_parts(tmp_path):
         args = ["extract", "--wikipedia", str(parts / "*"), "--output", str(run)]
         assert bertprep([*args, "--expand-templates", "--min-words", "0", *extra]) == 0
         texts[name] = {d["title"]: d["text"] for d in _docs(run)}
-        rep = run_report.load_json(str(run / "run_report.json"))
+        rep = run_report.load_json(str(run / "report.json"))
         assert rep["docs_in"] == 11 and rep["docs_out"] == 7
         assert rep["skipped"] == {"namespace": 3, "redirect": 1}
     assert texts["whole"]["Alpha"] == "Alpha was born 1900 in a village by the sea."

@@ -114,7 +114,7 @@ def test_shards_balanced_verified_and_equal_to_builder(sentences_run, corpus_dir
     assert len(counts) == 3 and max(counts) - min(counts) <= 1
     manifest = json.loads((run / "seq128" / "manifest.json").read_text())
     assert manifest["totals"]["training"] == sum(counts)
-    stats = run_report.load_json(str(run / "run_report.json"))["instances"]["seq128"]["stats"]
+    stats = run_report.load_json(str(run / "report.json"))["instances"]["seq128"]["stats"]
     assert stats["instances"] == sum(counts)
     # The same documents through the builder directly (one group: the corpus is small).
     fast = FastWordPiece.from_vocab_file(str(vocab), lowercase=True)
@@ -279,7 +279,7 @@ def test_one_sentence_longer_than_the_sequence_is_counted(corpus_dir, tmp_path):
     text.write_text(f"Short one.\n{long_sentence}\n\nA second document.\nWith two lines.\n")
     run = tmp_path / "run"
     assert _classic(text, run, "--validation-fraction", "0") == 0
-    stats = run_report.load_json(str(run / "run_report.json"))["instances"]["seq128"]["stats"]
+    stats = run_report.load_json(str(run / "report.json"))["instances"]["seq128"]["stats"]
     assert stats["long_sentences"] >= 1 and stats["truncated"] >= 1
     assert verify_dir(run / "seq128") == []
 

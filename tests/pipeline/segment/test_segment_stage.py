@@ -10,9 +10,9 @@ import pytest
 from bertprep.cli import main as bertprep
 from pipeline.common import run_report
 from tests.conftest import ROOT
-from tests.pipeline.test_segment import nltk_reference_tokenizer
+from tests.pipeline.segment.test_segment import nltk_reference_tokenizer
 
-PUNKT_DIR = ROOT / "pipeline" / "data" / "punkt_tab" / "english"
+PUNKT_DIR = ROOT / "pipeline" / "segment" / "data" / "punkt_tab" / "english"
 
 
 def _rows(path):
@@ -45,7 +45,7 @@ def test_sentences_match_nltk_punkt(run):
 
 
 def test_segment_report_adds_up(run):
-    rep = run_report.load_json(str(run / "run_report.json"))["segment"]
+    rep = run_report.load_json(str(run / "report.json"))["segment"]
     sents = _rows(run / "sentences")
     assert rep["docs_in"] == rep["docs_out"] + rep["rejected_no_sentences"] == len(sents)
     assert rep["sentences"] == sum(len(p) for s in sents for p in s["paragraphs"])

@@ -35,7 +35,7 @@ def read_book(path: Path) -> str:
 def bundled_texts(corpus_dir) -> list[str]:
     """Every bundled book, split in paragraphs, every SST-2 dev sentence, and the paragraphs
     of every bundled Wikipedia sample (raw wikitext: markup is text to a tokenizer too)."""
-    from tests.pipeline.test_segment import wiki_paragraphs
+    from tests.pipeline.segment.test_segment import wiki_paragraphs
 
     texts = [p for _, p in wiki_paragraphs(corpus_dir)]
     for path in sorted((corpus_dir / "books").glob("*.txt")):

@@ -49,7 +49,7 @@ def test_counts_and_vocab_deterministic_across_workers(run, tmp_path):
     tok = Tokenizer.from_file(str(run / "vocab" / "tokenizer.json"))
     ids = tok.encode("Alice was beginning to get very tired.").ids
     assert ids[0] == vocab.index("[CLS]") and ids[-1] == vocab.index("[SEP]")
-    rep = run_report.load_json(str(run / "run_report.json"))["vocab"]
+    rep = run_report.load_json(str(run / "report.json"))["vocab"]
     assert rep["vocab_size"] == 4000 and 1.0 <= rep["tokens_per_word"] < 2.0
 
 
@@ -81,7 +81,7 @@ def test_extend_fills_unused_slots(run, corpus_dir):
     changed = [i for i, (a, b) in enumerate(zip(base, new)) if a != b]
     assert len(new) == len(base) and len(changed) == 20
     assert all(base[i].startswith("[unused") for i in changed)
-    added = run_report.load_json(str(run / "run_report.json"))["vocab"]["added_terms"]
+    added = run_report.load_json(str(run / "report.json"))["vocab"]["added_terms"]
     assert sorted(new[i] for i in changed) == sorted(added)
 
 
@@ -127,7 +127,7 @@ def test_empty_corpus_is_a_clear_error(tmp_path, capsys):
     run = str(tmp_path / "run")
     assert bertprep(["extract", "--corpus", str(corpus), "--output", run]) == 0
     assert bertprep(["segment", "--output", run]) == 0
-    assert run_report.load_json(f"{run}/run_report.json")["segment"]["docs_out"] == 0
+    assert run_report.load_json(f"{run}/report.json")["segment"]["docs_out"] == 0
     capsys.readouterr()
     assert bertprep(["vocab", "--output", run]) == 2
     assert "corpus is empty" in capsys.readouterr().err

@@ -13,7 +13,13 @@ from pipeline.extract.wiki import clean as wiki_clean
 from pipeline.extract.wiki import fast as wiki_fast
 from pipeline.extract.wiki.clean import WikiCleaner, collect_templates, sharp_time
 from pipeline.extract.wiki.xml_reader import Page
-from tests.pipeline.test_wiki_xml import SAMPLE_PATHS, SHARED, VIWIKI, read_file, xml_bytes
+from tests.pipeline.extract.wiki.test_xml_reader import (
+    SAMPLE_PATHS,
+    VIWIKI,
+    read_file,
+    sample,
+    xml_bytes,
+)
 
 DUMP = datetime(2016, 5, 1, 7, 8, 29, tzinfo=timezone.utc)  # a Sunday
 
@@ -45,7 +51,7 @@ def test_configure_sets_wikiextractor_module_state(restore_wikiextractor):
 
     WikiExtractor.templateNamespace = ""
     assert cli_pages() == []
-    _, reader = read_file(SHARED / "wikipedia" / VIWIKI)
+    _, reader = read_file(sample(VIWIKI))
     cleaner = wiki_clean.configure(reader.siteinfo)
     assert WikiExtractor.templateNamespace == "Bản mẫu" == cleaner.template_namespace
     assert len(cli_pages()) == 6  # SOURCES.md: the CLI writes 6 documents for this sample
@@ -53,7 +59,7 @@ def test_configure_sets_wikiextractor_module_state(restore_wikiextractor):
 
 
 def test_configure_template_namespace_is_effective(restore_wikiextractor):
-    _, reader = read_file(SHARED / "wikipedia" / VIWIKI)
+    _, reader = read_file(sample(VIWIKI))
     templates = collect_templates([page("Bản mẫu:Chào", "xin chào thế giới")])
     text = "Mở đầu {{chào}} kết thúc."
     vi = wiki_clean.configure(reader.siteinfo, expand_templates=True, templates=templates)
