@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # type-hint checks) cannot turn main red overnight; the code is kept working on the newest too.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test test-shared lint venv clean
 
 venv: $(STAMP)
 
@@ -23,9 +23,15 @@ $(STAMP): pyproject.toml Makefile constraints.txt
 demo: $(STAMP)
 	$(BIN)/python -m bertprep.demo --output demo-run
 
+# test: everything that runs on the repo alone (the data it needs is bundled under corpus/).
+# test-shared: the tests marked `shared`, which read the full ../shared/corpora beside the clone.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not shared"
+
+test-shared: $(STAMP)
+	@test -d ../shared/corpora || { echo "make test-shared needs ../shared/corpora beside the clone" >&2; exit 1; }
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m shared
 
 lint: $(STAMP)
 	$(BIN)/ruff format .

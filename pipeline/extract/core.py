@@ -18,8 +18,8 @@ from pipeline.common import fs, run_report, textnorm
 from pipeline.common.records import BOOKS, CORPUS, REJECTED, WIKIPEDIA, Document, Dropped
 from pipeline.extract import books, corpora
 from pipeline.extract.units import Unit
-from pipeline.extract.wiki import dump as wikipedia
 from pipeline.extract.wiki import bz2streams
+from pipeline.extract.wiki import dump as wikipedia
 
 if TYPE_CHECKING:
     from pipeline.extract.wiki.clean import Templates

@@ -53,11 +53,15 @@ def model_dir(tmp_path_factory, corpus_dir) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sst2_dir(tmp_path_factory, shared_dir) -> Path:
+def sst2_dir(tmp_path_factory, corpus_dir) -> Path:
     """The first 240 train and 100 dev rows of GLUE SST-2, in GLUE's layout."""
     d = tmp_path_factory.mktemp("SST-2")
+    sources = {
+        "train.tsv": corpus_dir / "testdata" / "glue" / "SST-2" / "train-first-240.tsv",
+        "dev.tsv": corpus_dir / "finetune" / "glue-sst2-dev.tsv",
+    }
     for name, n in (("train.tsv", 240), ("dev.tsv", 100)):
-        lines = (shared_dir / "glue" / "SST-2" / name).read_text(encoding="utf-8").splitlines()
+        lines = sources[name].read_text(encoding="utf-8").splitlines()
         (d / name).write_text("\n".join(lines[: n + 1]) + "\n", encoding="utf-8")
     return d
 

@@ -1,5 +1,6 @@
-"""GLUE readers on the files as distributed (../shared/corpora/glue) and the numpy metrics on
-hand-checked examples."""
+"""GLUE readers on the files as distributed (../shared/corpora/glue; the dev files and the
+first rows of MRPC train are bundled, the whole train files are marked shared) and the numpy
+metrics on hand-checked examples."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from ground.errors import UserError
 from pretrain import finetune_metrics as fm
 from pretrain import glue
+from tests.conftest import CORPUS, SHARED, TESTDATA
 
 # (task, directory, split) -> (rows, rows labelled "1"); counts from SOURCES.md, re-counted.
 COUNTS = {
@@ -23,11 +25,25 @@ COUNTS = {
 }
 
 
-@pytest.mark.parametrize("key", sorted(COUNTS), ids=lambda k: f"{k[0]}-{k[2]}")
-def test_readers_parse_the_real_files(shared_dir, key):
+# The dev files as bundled (SST-2 dev is corpus/finetune/glue-sst2-dev.tsv), byte-identical.
+DEV = {
+    "SST-2": CORPUS / "finetune" / "glue-sst2-dev.tsv",
+    "CoLA": TESTDATA / "glue" / "CoLA" / "dev.tsv",
+    "MRPC": TESTDATA / "glue" / "MRPC" / "dev.tsv",
+}
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param(k, id=f"{k[0]}-{k[2]}", marks=[pytest.mark.shared] if k[2] == "train" else [])
+        for k in sorted(COUNTS)
+    ],
+)
+def test_readers_parse_the_real_files(key):
     name, dirname, split = key
     task = glue.get_task(name)
-    res = task.reader(shared_dir / "glue" / dirname / f"{split}.tsv")
+    res = task.reader(DEV[dirname] if split == "dev" else SHARED / "glue" / dirname / "train.tsv")
     labels = Counter(e.label for e in res.examples)
     assert (len(res.examples), labels["1"]) == COUNTS[key]
     assert set(labels) == {"0", "1"} and res.skipped == {}
@@ -35,27 +51,25 @@ def test_readers_parse_the_real_files(shared_dir, key):
     assert not any("\t" in e.text_a or e.text_a != e.text_a.strip() for e in res.examples)
 
 
-def test_reader_details(shared_dir):
-    g = shared_dir / "glue"
-    mrpc = glue.read_mrpc(g / "MRPC" / "train.tsv").examples[0]
+def test_reader_details():
+    mrpc = glue.read_mrpc(TESTDATA / "glue" / "MRPC" / "train-first-20.tsv").examples[0]
     # Bare quotes survive (a quoting reader would join fields), the BOM is not in the header.
     assert mrpc.text_a.startswith('Amrozi accused his brother , whom he called " the witness "')
     assert mrpc.text_b.startswith('Referring to him as only " the witness "') and mrpc.label == "1"
-    cola = glue.read_cola(g / "CoLA" / "dev.tsv").examples  # last line has no newline
+    cola = glue.read_cola(DEV["CoLA"]).examples  # last line has no newline
     assert cola[0].text_a == "The sailors rode the breeze clear of the rocks."
     assert cola[-1].text_a and cola[-1].label in ("0", "1")
-    sst = glue.read_sst2(g / "SST-2" / "dev.tsv").examples[0]
+    sst = glue.read_sst2(DEV["SST-2"]).examples[0]
     assert sst.text_a == "it 's a charming and often affecting journey ." and sst.label == "1"
 
 
-def test_wrong_files_are_user_errors(shared_dir, tmp_path):
-    g = shared_dir / "glue"
+def test_wrong_files_are_user_errors(tmp_path):
     with pytest.raises(UserError, match=r"header \['gj04'.*expected \['sentence', 'label'\]"):
-        glue.read_sst2(g / "CoLA" / "dev.tsv")
+        glue.read_sst2(DEV["CoLA"])
     with pytest.raises(UserError, match="no CoLA examples .*wrong number of fields"):
-        glue.read_cola(g / "SST-2" / "dev.tsv")
+        glue.read_cola(DEV["SST-2"])
     with pytest.raises(UserError, match="expected \\['Quality'"):
-        glue.read_mrpc(g / "SST-2" / "dev.tsv")
+        glue.read_mrpc(DEV["SST-2"])
     bad = tmp_path / "train.tsv"
     bad.write_text("sentence\tlabel\nfine\t1\nodd\tpositive\n")
     with pytest.raises(UserError, match=r"train.tsv:3: label 'positive' is not 0 or 1"):

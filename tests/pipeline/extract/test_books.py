@@ -1,8 +1,9 @@
 """Books on real Project Gutenberg files: decoding, boilerplate stripping, the text model.
 
 Expected values come from the books themselves and from ../shared/corpora/books/books.tsv
-(title, encoding, marker line numbers measured when the corpus was assembled), not from the
-code under test.
+(title, encoding, marker line numbers measured when the corpus was assembled; bundled as
+corpus/testdata/books/books.tsv), not from the code under test. The books a test names are
+bundled; the checks run on every book also run on all 17 of ../shared (marked shared).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import pytest
 
 from pipeline.common import textnorm
 from pipeline.common.records import BOOKS, REJECTED, Document, Dropped, doc_id
-from pipeline.extract import books, gutenberg, textdecode
-from tests.conftest import CORPUS, SHARED
+from pipeline.extract import books, textdecode
+from pipeline.extract import gutenberg as gb
+from tests.conftest import CORPUS, SHARED, TESTDATA, book_bytes, gutenberg
 
 SHARED_BOOKS = [
     "11-0.txt", "46.txt", "76.txt", "84-0.txt", "98.txt", "120.txt", "158.txt", "174.txt",
@@ -30,22 +32,22 @@ SHARED_BOOKS = [
     "2701-0.txt", "5200.txt",
 ]  # fmt: skip
 REPO_BOOKS = ["11-0.txt", "1661.txt", "1952-0.txt", "345-8.txt"]
-ALL = [SHARED / "books" / "gutenberg" / n for n in SHARED_BOOKS] + [
-    CORPUS / "books" / n for n in REPO_BOOKS
-]
-IDS = [f"shared/{n}" for n in SHARED_BOOKS] + [f"repo/{n}" for n in REPO_BOOKS]
+ALL = [
+    pytest.param(SHARED / "books" / "gutenberg" / n, id=f"shared/{n}", marks=pytest.mark.shared)
+    for n in SHARED_BOOKS
+] + [pytest.param(CORPUS / "books" / n, id=f"repo/{n}") for n in REPO_BOOKS]
 
 
 @functools.cache
 def manifest() -> dict[str, dict[str, str]]:
-    with open(SHARED / "books" / "books.tsv", encoding="utf-8", newline="") as f:
+    with open(TESTDATA / "books" / "books.tsv", encoding="utf-8", newline="") as f:
         return {row["file"]: row for row in csv.DictReader(f, delimiter="\t")}
 
 
 @functools.cache
 def processed(path: Path) -> books.BookResult:
     assert path.is_file(), f"{path} is missing"
-    return books.read_book(path.read_bytes(), path.name)
+    return books.read_book(book_bytes(path), path.name.removesuffix(".bz2"))
 
 
 def record(raw: bytes, relpath: str, options: books.BookOptions | None = None):
@@ -54,16 +56,16 @@ def record(raw: bytes, relpath: str, options: books.BookOptions | None = None):
 
 def body_lines(path: Path) -> list[str]:
     """Lines strictly between the START and END marker lines listed in books.tsv."""
-    row = manifest()[path.name]
+    row = manifest()[path.name.removesuffix(".bz2")]
     codec = {"latin-1": "latin-1"}.get(row["actual_encoding"], "utf-8-sig")
-    lines = path.read_bytes().decode(codec).splitlines()
+    lines = book_bytes(path).decode(codec).splitlines()
     start, end = int(row["start_marker_line"]), int(row["end_marker_line"])
     assert "START OF THIS PROJECT GUTENBERG" in lines[start - 1]
     assert "END OF THIS PROJECT GUTENBERG" in lines[end - 1]
     return lines[start : end - 1]
 
 
-@pytest.mark.parametrize("path", ALL, ids=IDS)
+@pytest.mark.parametrize("path", ALL)
 def test_boilerplate_gone_and_metadata(path: Path) -> None:
     result = processed(path)
     doc = result.record
@@ -85,7 +87,7 @@ def test_boilerplate_gone_and_metadata(path: Path) -> None:
     assert result.stats.decode.encoding == expected_encoding
 
 
-@pytest.mark.parametrize("path", ALL, ids=IDS)
+@pytest.mark.parametrize("path", ALL)
 def test_body_kept_and_nothing_added(path: Path) -> None:
     """Every output word comes from between the markers, and >= 95% of those words survive."""
     body = Counter(w for line in body_lines(path) for w in line.split())
@@ -101,7 +103,7 @@ def _prose(line: str) -> bool:
     return len(line.split()) >= 6 and lower > 2 * upper and ". . ." not in line
 
 
-@pytest.mark.parametrize("path", ALL, ids=IDS)
+@pytest.mark.parametrize("path", ALL)
 def test_one_paragraph_per_line_nfc(path: Path) -> None:
     """Two consecutive prose lines of the source sit on one output line, joined by a space."""
     text = processed(path).record.text
@@ -149,14 +151,14 @@ FIRST_AND_LAST = {
 def test_first_and_last_real_text(name: str) -> None:
     """The book starts near its first sentence (title/chapter lines dropped) and ends with it."""
     first, last = FIRST_AND_LAST[name]
-    text = processed(SHARED / "books" / "gutenberg" / name).record.text
+    text = processed(gutenberg(name)).record.text
     assert 0 <= text.find(first) < 100, text[:300]
     assert text.endswith(last), text[-300:]
 
 
 def test_dracula_latin1() -> None:
-    path = SHARED / "books" / "gutenberg" / "345-8.txt"
-    raw = path.read_bytes()
+    path = gutenberg("345-8.txt")
+    raw = book_bytes(path)
     result = processed(path)
     assert "calèche" in result.record.text and "cal\ufffdche" not in result.record.text
     assert result.stats.decode.invalid_bytes == sum(b >= 0x80 for b in raw)
@@ -171,8 +173,8 @@ def _swap_markers(raw: bytes, start: bytes, end: bytes) -> bytes:
 
 
 def test_current_marker_forms_give_the_same_book() -> None:
-    path = SHARED / "books" / "gutenberg" / "1342.txt"
-    raw = path.read_bytes()
+    path = gutenberg("1342.txt")
+    raw = book_bytes(path)
     # Post-2020 files: new header wording, "THE" markers (sometimes only the number).
     modern = _swap_markers(
         raw,
@@ -196,8 +198,8 @@ def test_current_marker_forms_give_the_same_book() -> None:
 
 
 def test_start_marker_wrapped_onto_two_lines() -> None:
-    path = SHARED / "books" / "gutenberg" / "1661.txt"
-    raw = path.read_bytes()
+    path = gutenberg("1661.txt")
+    raw = book_bytes(path)
     marker = b"*** START OF THIS PROJECT GUTENBERG EBOOK THE ADVENTURES OF SHERLOCK HOLMES ***"
     wrapped = raw.replace(marker, marker.replace(b" HOLMES", b"\r\nHOLMES"))
     assert wrapped != raw
@@ -215,7 +217,7 @@ def test_empty_file_rejected() -> None:
 
 
 def test_binary_garbage_rejected() -> None:
-    book = (SHARED / "books" / "gutenberg" / "46.txt").read_bytes()
+    book = book_bytes(gutenberg("1661.txt"))
     garbage = [
         random.Random(0).randbytes(200_000),
         (CORPUS / "wikipedia" / "enwiki-table-markup.xml.bz2").read_bytes(),
@@ -229,7 +231,7 @@ def test_binary_garbage_rejected() -> None:
 
 
 def test_book_without_markers_kept_and_counted() -> None:
-    path = SHARED / "books" / "gutenberg" / "1342.txt"
+    path = gutenberg("1342.txt")
     lines = body_lines(path)
     end = next(i for i, line in enumerate(lines) if line.startswith("End of the Project"))
     # A plain-text book as a user might have it: no Gutenberg header, credits or footer.
@@ -269,7 +271,7 @@ def _expected(raw: bytes, cuts: list[int], codec: str) -> str:
 
 
 def test_stray_latin1_bytes_repaired_one_by_one() -> None:
-    raw = (SHARED / "books" / "gutenberg" / "1952-0.txt").read_bytes()  # UTF-8, curly quotes
+    raw = book_bytes(gutenberg("1952-0.txt"))  # UTF-8, curly quotes
     damaged, cuts = _insert(raw)
     text, stats = textdecode.decode_text(damaged)
     assert (stats.encoding, stats.invalid_bytes, stats.repaired_bytes) == ("utf-8", 5, 5)
@@ -283,7 +285,7 @@ def test_stray_latin1_bytes_repaired_one_by_one() -> None:
 
 def test_ascii_book_with_stray_bytes_reads_the_same_either_way() -> None:
     """No valid multi-byte UTF-8 at all: whole-file windows-1252, same characters as repair."""
-    raw = (SHARED / "books" / "gutenberg" / "1342.txt").read_bytes()  # pure ASCII
+    raw = book_bytes(gutenberg("1342.txt"))  # pure ASCII
     damaged, cuts = _insert(raw)
     text, stats = textdecode.decode_text(damaged)
     assert (stats.encoding, stats.invalid_bytes, stats.repaired_bytes) == ("windows-1252", 5, 0)
@@ -298,13 +300,13 @@ def test_broken_multibyte_sequence_counts_each_byte() -> None:
 
 
 def test_utf16_with_bom() -> None:
-    raw = (SHARED / "books" / "gutenberg" / "1952-0.txt").read_bytes()
+    raw = book_bytes(gutenberg("1952-0.txt"))
     utf16 = raw.decode("utf-8").encode("utf-16")
     assert record(utf16, "y.txt").text == record(raw, "y.txt").text
 
 
 def test_headings_dropped_by_default_kept_on_request() -> None:
-    raw = (SHARED / "books" / "gutenberg" / "1342.txt").read_bytes()
+    raw = book_bytes(gutenberg("1342.txt"))
     default = record(raw, "1342.txt").text.split("\n")
     kept = record(raw, "1342.txt", books.BookOptions(keep_headings=True))
     kept_lines = kept.text.split("\n")
@@ -314,31 +316,31 @@ def test_headings_dropped_by_default_kept_on_request() -> None:
 
 
 def test_long_contents_and_numbered_headings_dropped() -> None:
-    moby = processed(SHARED / "books" / "gutenberg" / "2701-0.txt").record.text
+    moby = processed(gutenberg("2701-0.txt")).record.text
     assert "CHAPTER 1. Loomings." not in moby and "CHAPTER 56." not in moby
     assert "Call me Ishmael." in moby
-    grimm = processed(SHARED / "books" / "gutenberg" / "2591-0.txt").record.text
+    grimm = processed(gutenberg("2591-0.txt")).record.text
     assert "HANS IN LUCK JORINDA" not in grimm
 
 
 def test_filter_equals_textnorm_join() -> None:
     """read_book's heading filter is textnorm.join_paragraphs on already-normal paragraphs."""
-    raw = (SHARED / "books" / "gutenberg" / "84-0.txt").read_bytes()
+    raw = book_bytes(gutenberg("2591-0.txt"))  # UTF-8 + BOM with headings, as 84-0
     text, _ = textdecode.decode_text(raw)
-    body, _ = gutenberg.strip_book(text)
+    body, _ = gb.strip_book(text)
     for keep in (False, True):
         joined = textnorm.join_paragraphs(books.paragraphs(body, keep), keep_headings=keep)
         opts = books.BookOptions(keep_headings=keep)
-        assert record(raw, "84-0.txt", opts).text == joined
+        assert record(raw, "2591-0.txt", opts).text == joined
 
 
 def test_too_large_rejected_and_strip_gutenberg_api() -> None:
-    raw = (SHARED / "books" / "gutenberg" / "5200.txt").read_bytes()
+    raw = book_bytes(gutenberg("5200.txt"))
     rec = record(raw, "5200.txt", books.BookOptions(max_bytes=1000))
     assert isinstance(rec, Dropped) and rec.reason == "too_large" and rec.title == "5200"
-    body, found = gutenberg.strip_gutenberg(raw.decode("ascii"))
+    body, found = gb.strip_gutenberg(raw.decode("ascii"))
     assert found and "One morning, when Gregor Samsa" in body and "FULL LICENSE" not in body
-    assert gutenberg.strip_gutenberg("Just a note.\n\nNo markers.") == (
+    assert gb.strip_gutenberg("Just a note.\n\nNo markers.") == (
         "Just a note.\n\nNo markers.",
         False,
     )

@@ -20,7 +20,7 @@ from pipeline.common.records import CORPUS, REJECTED, Document, Dropped, doc_id
 from pipeline.extract import corpora, corpus_lines
 from pipeline.extract.corpora import CorpusOptions, iter_corpus
 from tests.conftest import CORPUS as CORPUS_DIR
-from tests.conftest import SHARED
+from tests.conftest import book_bytes, gutenberg
 
 
 def sst2() -> list[str]:
@@ -33,7 +33,7 @@ def sst2() -> list[str]:
 
 def pride_blocks() -> list[list[str]]:
     """Blank-line-separated blocks of Pride and Prejudice between its Gutenberg markers."""
-    raw = (SHARED / "books" / "gutenberg" / "1342.txt").read_text(encoding="ascii")
+    raw = book_bytes(gutenberg("1342.txt")).decode("ascii")
     lines = raw.splitlines()
     body = lines[21 : 13069 - 1]  # marker lines 21 and 13069, from books.tsv
     blocks, cur = [], []

@@ -116,6 +116,7 @@ def _run(docs, cfg, vocab, seed=12345):
     return stats
 
 
+@pytest.mark.shared  # the figures are those of the 17 books of ../shared (issue 4)
 def test_book_statistics(book_docs, corpus_dir):
     vocab = VocabInfo.from_vocab_file(str(corpus_dir / "vocab" / "bert-base-uncased-vocab.txt"))
     st = _run(book_docs, InstanceConfig(), vocab)

@@ -18,7 +18,7 @@ from pipeline.segment.punkt_params import (
 from pipeline.segment.segment import PunktSplitter
 from tests.pipeline.segment.test_segment import (
     SHIPPED,
-    book_paragraphs,
+    bundled_paragraphs,
     nltk_load_params,
     nltk_reference_tokenizer,
 )
@@ -38,6 +38,7 @@ def english() -> PunktParams:
     return load_english()
 
 
+@pytest.mark.shared
 def test_shipped_files_are_the_shared_nltk_data(shared_dir):
     shared = shared_dir / "nltk_data" / "tokenizers" / "punkt_tab" / "english"
     for name in FILES:
@@ -56,13 +57,13 @@ def test_load_english_equals_nltks_loader(english):
     assert "mr" in english.abbrev_types and ("##number##", "international") in english.collocations
 
 
-def test_writer_round_trips_through_nltk(english, tmp_path, shared_dir):
+def test_writer_round_trips_through_nltk(english, tmp_path):
     out = write_params(english, tmp_path / "english")
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)  # no temp files left
     assert _as_ours(nltk_load_params(out)) == english
     assert read_params(out) == english
     # NLTK's tokenizer on the rewritten files splits a book exactly as on the originals.
-    paras = [p for src, p in book_paragraphs(shared_dir) if src == "219.txt"]
+    paras = bundled_paragraphs("219.txt")
     original, rewritten = nltk_reference_tokenizer(SHIPPED), nltk_reference_tokenizer(out)
     assert [rewritten.tokenize(p) for p in paras] == [original.tokenize(p) for p in paras]
 
@@ -111,9 +112,9 @@ def test_training_sample_is_a_bounded_prefix():
         training_sample(texts, 0)
 
 
-def test_train_params_on_a_book(shared_dir, tmp_path):
+def test_train_params_on_a_book(tmp_path):
     # Pride and Prejudice: "Mr." and "Mrs." are its most frequent abbreviations.
-    paras = [p for src, p in book_paragraphs(shared_dir) if src == "1342.txt"]
+    paras = bundled_paragraphs("1342.txt")
     learned = train_params(paras, max_chars=250_000)
     assert {"mr", "mrs"} <= learned.abbrev_types
     assert learned == train_params(paras, max_chars=250_000)  # deterministic

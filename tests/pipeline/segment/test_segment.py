@@ -1,4 +1,5 @@
-"""Sentence segmentation: our Punkt splitter against plain NLTK on all of ../shared/corpora.
+"""Sentence segmentation: our Punkt splitter against plain NLTK on bundled books and (marked
+shared) on all of ../shared/corpora.
 
 The reference is NLTK's own ``PunktSentenceTokenizer`` (what ``nltk.sent_tokenize`` runs)
 loaded by NLTK's own ``load_punkt_params`` from the shipped ``punkt_tab`` files. The shared
@@ -32,6 +33,7 @@ from pipeline.segment.segment import (
     segment_document,
     split_cjk,
 )
+from tests.conftest import CORPUS, book_bytes, gutenberg
 
 SHIPPED = Path(segment.__file__).resolve().parent / "data" / "punkt_tab" / "english"
 
@@ -46,14 +48,25 @@ def _decode(raw: bytes) -> str:
 
 def book_paragraphs(shared: Path) -> list[tuple[str, str]]:
     """(book file name, paragraph) for every paragraph of the 17 books, lines joined."""
+    return books_paragraphs(sorted((shared / "books" / "gutenberg").glob("*.txt")))
+
+
+def books_paragraphs(paths: list[Path]) -> list[tuple[str, str]]:
+    """(book file name, paragraph) for every paragraph of the books at PATHS (``.bz2`` copies
+    read decompressed), lines joined."""
     out = []
-    for path in sorted((shared / "books" / "gutenberg").glob("*.txt")):
-        text = _decode(path.read_bytes()).replace("\r\n", "\n").replace("\r", "\n")
+    for path in paths:
+        text = _decode(book_bytes(path)).replace("\r\n", "\n").replace("\r", "\n")
         for block in re.split(r"\n[ \t]*\n", text):
             para = " ".join(line.strip() for line in block.split("\n") if line.strip())
             if para:
-                out.append((path.name, para))
+                out.append((path.name.removesuffix(".bz2"), para))
     return out
+
+
+def bundled_paragraphs(name: str) -> list[str]:
+    """The paragraphs of one bundled book (:func:`tests.conftest.gutenberg`)."""
+    return [p for _, p in books_paragraphs([gutenberg(name)])]
 
 
 def sst2_sentences(shared: Path) -> list[tuple[str, str]]:
@@ -160,7 +173,24 @@ def units(shared_dir):
     return shared_units(shared_dir)
 
 
+@pytest.fixture(scope="module")
+def bundled_books():
+    """(file name, paragraph) of the books in corpus/books."""
+    return books_paragraphs(sorted((CORPUS / "books").glob("*.txt")))
+
+
+@pytest.fixture(scope="module")
+def nltk_data(tmp_path_factory) -> Path:
+    """An nltk_data folder holding the shipped punkt_tab files (byte-identical to NLTK's)."""
+    english = tmp_path_factory.mktemp("nltk_data") / "tokenizers" / "punkt_tab" / "english"
+    english.mkdir(parents=True)
+    for path in SHIPPED.iterdir():
+        (english / path.name).write_bytes(path.read_bytes())
+    return english.parents[2]
+
+
 # --- the equality with NLTK -------------------------------------------------------------------
+@pytest.mark.shared
 def test_shared_corpus_identical_to_nltk(units, nltk_tok, ours):
     # Every paragraph of every shared document: 17 books, SST-2, every Wikipedia sample.
     sources = {src for src, _ in units}
@@ -180,12 +210,12 @@ def test_shared_corpus_identical_to_nltk(units, nltk_tok, ours):
     assert sentences > 100_000
 
 
-def test_nltk_sent_tokenize_gives_the_same(ours, shared_dir, monkeypatch):
-    # The public nltk.sent_tokenize, pointed at the shared nltk_data, on one whole book.
+def test_nltk_sent_tokenize_gives_the_same(ours, nltk_data, monkeypatch):
+    # The public nltk.sent_tokenize, pointed at an nltk_data of the shipped files, on one book.
     import nltk
 
-    monkeypatch.setattr(nltk.data, "path", [str(shared_dir / "nltk_data")] + nltk.data.path)
-    paras = [p for src, p in book_paragraphs(shared_dir) if src == "1342.txt"]
+    monkeypatch.setattr(nltk.data, "path", [str(nltk_data)] + nltk.data.path)
+    paras = bundled_paragraphs("1342.txt")
     got = [ours(p) for p in paras]
     assert got == [nltk.sent_tokenize(p, language="english") for p in paras]
     # SOURCES.md: "sentence split of 1342.txt body with NLTK punkt_tab = 5,977 sentences" was
@@ -193,14 +223,14 @@ def test_nltk_sent_tokenize_gives_the_same(ours, shared_dir, monkeypatch):
     assert sum(len(s) for s in got) > 5000
 
 
-def test_spans_identical_on_books(units, nltk_tok, ours):
-    for _, para in units[:20000:7]:
+def test_spans_identical_on_books(bundled_books, nltk_tok, ours):
+    for _, para in bundled_books[:20000:7]:
         assert ours.spans(para) == list(nltk_tok.span_tokenize(para))
 
 
-def test_multiline_text_identical(shared_dir, nltk_tok, ours):
+def test_multiline_text_identical(nltk_tok, ours):
     # Whole raw book text with its line breaks and blank lines, in 20 kB chunks.
-    text = _decode((shared_dir / "books" / "gutenberg" / "1661.txt").read_bytes())
+    text = _decode(book_bytes(gutenberg("1661.txt")))
     for i in range(0, 200_000, 20_000):
         chunk = text[i : i + 20_000]
         assert ours(chunk) == nltk_tok.tokenize(chunk)

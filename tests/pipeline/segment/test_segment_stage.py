@@ -12,7 +12,7 @@ from pipeline.common import run_report
 from tests.conftest import ROOT
 from tests.pipeline.segment.test_segment import nltk_reference_tokenizer
 
-PUNKT_DIR = ROOT / "pipeline" / "data" / "punkt_tab" / "english"
+PUNKT_DIR = ROOT / "pipeline" / "segment" / "data" / "punkt_tab" / "english"
 
 
 def _rows(path):

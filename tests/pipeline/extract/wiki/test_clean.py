@@ -15,9 +15,9 @@ from pipeline.extract.wiki.clean import WikiCleaner, collect_templates, sharp_ti
 from pipeline.extract.wiki.xml_reader import Page
 from tests.pipeline.extract.wiki.test_xml_reader import (
     SAMPLE_PATHS,
-    SHARED,
     VIWIKI,
     read_file,
+    sample,
     xml_bytes,
 )
 
@@ -51,7 +51,7 @@ def test_configure_sets_wikiextractor_module_state(restore_wikiextractor):
 
     WikiExtractor.templateNamespace = ""
     assert cli_pages() == []
-    _, reader = read_file(SHARED / "wikipedia" / VIWIKI)
+    _, reader = read_file(sample(VIWIKI))
     cleaner = wiki_clean.configure(reader.siteinfo)
     assert WikiExtractor.templateNamespace == "Bản mẫu" == cleaner.template_namespace
     assert len(cli_pages()) == 6  # SOURCES.md: the CLI writes 6 documents for this sample
@@ -59,7 +59,7 @@ def test_configure_sets_wikiextractor_module_state(restore_wikiextractor):
 
 
 def test_configure_template_namespace_is_effective(restore_wikiextractor):
-    _, reader = read_file(SHARED / "wikipedia" / VIWIKI)
+    _, reader = read_file(sample(VIWIKI))
     templates = collect_templates([page("Bản mẫu:Chào", "xin chào thế giới")])
     text = "Mở đầu {{chào}} kết thúc."
     vi = wiki_clean.configure(reader.siteinfo, expand_templates=True, templates=templates)

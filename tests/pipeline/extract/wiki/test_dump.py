@@ -24,7 +24,6 @@ from tests import proc
 from tests.pipeline.extract.wiki.test_xml_reader import (
     GENSIM,
     SAMPLE_PATHS,
-    SHARED,
     SOURCES,
     TINY,
     VIWIKI,
@@ -32,6 +31,7 @@ from tests.pipeline.extract.wiki.test_xml_reader import (
     _HugePageStream,
     make_dump,
     read_file,
+    sample,
     sample_id,
     xml_bytes,
 )
@@ -66,7 +66,7 @@ def cli_docs(tmp_path_factory) -> dict[str, dict[str, str]]:
     for name in (GENSIM, WP2TXT):
         target = tmp_path_factory.mktemp("cli")
         cmd = [sys.executable, "-m", "wikiextractor.WikiExtractor", "--json", "--no-templates"]
-        cmd += ["-q", "--processes", "1", "-o", str(target), str(SHARED / "wikipedia" / name)]
+        cmd += ["-q", "--processes", "1", "-o", str(target), str(sample(name))]
         res = proc.run(cmd, timeout=300)
         assert res.returncode == 0, res.stderr[-2000:]
         docs = {}
@@ -104,9 +104,9 @@ def test_counts_add_up(path):
 
 
 def test_sample_specific_outcomes():
-    _, tiny = extract_file(SHARED / "wikipedia" / TINY)
+    _, tiny = extract_file(sample(TINY))
     assert tiny.skipped == {"redirect": 1}  # "Redirect page": #REDIRECT text, no element
-    table_records, table = extract_file(SHARED / "wikipedia" / "enwiki-table-markup.xml.bz2")
+    table_records, table = extract_file(sample("enwiki-table-markup.xml.bz2"))
     assert table.documents == 5 and table.siteinfo is None  # the CLI writes 0 for this file
     assert {r.title for r in table_records} >= {"Economy of Estonia"}
 
@@ -139,16 +139,16 @@ def test_ids(path):
 
 
 def test_repeated_page_ids_get_distinct_ids():
-    pages, _ = read_file(SHARED / "wikipedia" / TINY)
+    pages, _ = read_file(sample(TINY))
     assert Counter(p.page_id for p in pages)[1] == 7  # hand-edited sample: id 1 seven times
-    records, _ = extract_file(SHARED / "wikipedia" / TINY)
+    records, _ = extract_file(sample(TINY))
     assert records[0].id == doc_id(WIKIPEDIA, TINY, 1)
     assert records[2].id == doc_id(WIKIPEDIA, TINY, "1@2")
 
 
 @pytest.mark.parametrize("name", [GENSIM, WP2TXT])
 def test_keeps_the_words_the_cli_keeps(name, cli_docs):
-    records, _ = extract_file(SHARED / "wikipedia" / name)
+    records, _ = extract_file(sample(name))
     ours = {r.title: r.text for r in records if isinstance(r, Document)}
     cleaned = set(ours) | {
         r.title for r in records if isinstance(r, Dropped) and r.kind == REJECTED
@@ -166,7 +166,7 @@ def test_keeps_the_words_the_cli_keeps(name, cli_docs):
 
 
 def test_options_namespaces_and_headings():
-    path = SHARED / "wikipedia" / VIWIKI
+    path = sample(VIWIKI)
     default, base = extract_file(path)
     _, summary = run(xml_bytes(VIWIKI), path.name, namespaces=frozenset({0, 4}))
     assert "namespace" not in summary.skipped
@@ -190,11 +190,11 @@ def test_empty_file():
 
 
 def test_truncated_bz2():
-    compressed = (SHARED / "wikipedia" / GENSIM).read_bytes()
+    compressed = sample(GENSIM).read_bytes()
     stream = bz2.open(io.BytesIO(compressed[: len(compressed) // 2]))
     records = extract_wikipedia(stream, GENSIM)
     got = list(records)
-    full, _ = extract_file(SHARED / "wikipedia" / GENSIM)
+    full, _ = extract_file(sample(GENSIM))
     assert 0 < len(got) < len(full) and got == full[: len(got)]
     summary = records.summary
     assert summary.cut.reason == READ_ERROR and records.cut is summary.cut

@@ -24,7 +24,7 @@ from pipeline.extract.wiki import multistream as ms
 from pipeline.extract.wiki import recompress as rc
 
 GENSIM = "wikipedia/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
-WP2TXT = "wikipedia/wp2txt_testdata_en.xml.bz2"  # cut after a </page>, no </mediawiki>
+WP2TXT = "testdata/wikipedia/wp2txt_testdata_en.xml.bz2"  # cut after a </page>, no </mediawiki>
 PER_STREAM = 10
 
 
@@ -83,8 +83,8 @@ def unbz2(path: Path) -> io.BytesIO:
 
 
 @pytest.fixture(scope="module")
-def original(shared_dir):
-    src = shared_dir / GENSIM
+def original(corpus_dir):
+    src = corpus_dir / GENSIM
     pages, complete = parse_pages(unbz2(src))
     assert complete and len(pages) == 206  # SOURCES.md
     return src, pages
@@ -200,8 +200,8 @@ def test_header_and_pages_in_one_first_stream(original, multi, tmp_path):
         bs.read_header(f, second + shift)
 
 
-def test_cut_dump_keeps_complete_pages_and_says_so(shared_dir, tmp_path, capsys):
-    src = shared_dir / WP2TXT
+def test_cut_dump_keeps_complete_pages_and_says_so(corpus_dir, tmp_path, capsys):
+    src = corpus_dir / WP2TXT
     xml = bz2.decompress(src.read_bytes())
     pages, complete = parse_pages(io.BytesIO(xml))
     assert not complete and len(pages) == 251  # SOURCES.md: cut after a </page>
@@ -231,11 +231,11 @@ def test_dump_cut_inside_a_bz2_stream(original, tmp_path):
     assert pages == original[1][: len(pages)]
 
 
-def test_bad_inputs_are_user_errors(shared_dir, corpus_dir, tmp_path):
+def test_bad_inputs_are_user_errors(corpus_dir, tmp_path):
     cases = {
         "empty.xml.bz2": b"",
-        "plain.xml.bz2": (shared_dir / "wikipedia/wiki2txt_enwiki-52-pages.xml").read_bytes(),
-        "book.txt.bz2": bz2.compress((shared_dir / "books/gutenberg/46.txt").read_bytes()),
+        "plain.xml.bz2": (corpus_dir / "wikipedia/wiki2txt_enwiki-52-pages.xml").read_bytes(),
+        "book.txt.bz2": bz2.compress((corpus_dir / "books/1952-0.txt").read_bytes()),
         "garbage.bz2": b"BZh9" + bytes(range(256)) * 4,
     }
     messages = {}
@@ -247,7 +247,7 @@ def test_bad_inputs_are_user_errors(shared_dir, corpus_dir, tmp_path):
     assert "not bzip2" in messages["plain.xml.bz2"]
     assert "MediaWiki" in messages["book.txt.bz2"]
     assert "not valid bzip2" in messages["garbage.bz2"]
-    plain = shared_dir / "wikipedia/wiki2txt_enwiki-52-pages.xml"  # split-read side
+    plain = corpus_dir / "wikipedia/wiki2txt_enwiki-52-pages.xml"  # split-read side
     with pytest.raises(UserError, match="does not start with a bzip2 stream"):
         ms.plan_dump(open_rb, str(plain), None, plain.stat().st_size)
     with pytest.raises(UserError, match="not complete bzip2 data"):
@@ -334,8 +334,8 @@ def test_plan_ranges_cover_the_file_in_order(sizes, target):
         "wikiextractor-pr322_viwiki-test-truncated.xml",  # cut, no </mediawiki>
     ],
 )
-def test_every_small_sample_splits_to_the_same_pages(shared_dir, tmp_path, name):
-    data = (shared_dir / "wikipedia" / name).read_bytes()
+def test_every_small_sample_splits_to_the_same_pages(corpus_dir, tmp_path, name):
+    data = (corpus_dir / "wikipedia" / name).read_bytes()
     xml = bz2.decompress(data) if name.endswith(".bz2") else data
     pages, complete = parse_pages(io.BytesIO(xml))
     assert pages
@@ -352,9 +352,9 @@ def test_every_small_sample_splits_to_the_same_pages(shared_dir, tmp_path, name)
 
 
 @pytest.mark.parametrize("chunk", [7, 1000])
-def test_tiny_chunks_give_the_same_bytes(shared_dir, tmp_path, monkeypatch, chunk):
+def test_tiny_chunks_give_the_same_bytes(corpus_dir, tmp_path, monkeypatch, chunk):
     """Tags split across read and decompress chunks: output and split reads do not change."""
-    xml = (shared_dir / "wikipedia/wiki2txt_enwiki-52-pages.xml").read_bytes()
+    xml = (corpus_dir / "wikipedia/wiki2txt_enwiki-52-pages.xml").read_bytes()
     pages, _ = parse_pages(io.BytesIO(xml))
     src = tmp_path / "src.xml.bz2"
     src.write_bytes(bz2.compress(xml))
@@ -376,14 +376,14 @@ def test_tiny_chunks_give_the_same_bytes(shared_dir, tmp_path, monkeypatch, chun
         assert split_read(tiny, index, target)[0] == pages
 
 
-def test_recompress_and_split_through_a_beam_filesystem(shared_dir):
+def test_recompress_and_split_through_a_beam_filesystem(corpus_dir):
     """memfs:// stands in for gs://: the CLI and the split read use only Beam's FileSystems."""
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
     from tests.pipeline.memfs import MemFileSystem
 
-    xml = (shared_dir / "wikipedia/wiki2txt_enwiki-52-pages.xml").read_bytes()
+    xml = (corpus_dir / "wikipedia/wiki2txt_enwiki-52-pages.xml").read_bytes()
     pages, _ = parse_pages(io.BytesIO(xml))
     MemFileSystem.FILES["memfs://in/wiki.xml.bz2"] = bz2.compress(xml)
     out = "memfs://out/wiki-multistream.xml.bz2"
@@ -412,10 +412,10 @@ TINY = "wikipedia/dumpster-dive_tinywiki-latest-pages-articles.xml"
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(cut=st.floats(0.0, 1.0), layout=st.sampled_from(["as is", "crlf", "one line"]))
-def test_any_cut_keeps_exactly_the_complete_pages(shared_dir, cut, layout):
+def test_any_cut_keeps_exactly_the_complete_pages(corpus_dir, cut, layout):
     """Cut a real dump anywhere, in any line layout: the pages kept are exactly those an XML
     parser reads before the cut."""
-    xml = (shared_dir / TINY).read_bytes()
+    xml = (corpus_dir / TINY).read_bytes()
     if layout == "crlf":
         xml = xml.replace(b"\n", b"\r\n")
     elif layout == "one line":

@@ -1,7 +1,8 @@
 """pipeline.extract.wiki.xml_reader on every real dump sample, re-encodings, broken streams.
 
 Expected counts come from ../shared/corpora/SOURCES.md (measured there with ElementTree), and
-page contents are cross-checked against xml.etree.ElementTree on the same bytes.
+page contents are cross-checked against xml.etree.ElementTree on the same bytes. Every sample is
+bundled, byte-identical: corpus/wikipedia/, and corpus/testdata/wikipedia/ for wp2txt.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pipeline.extract.wiki.xml_reader import (
     open_local,
     parse_timestamp,
 )
-from tests.conftest import CORPUS, SHARED
+from tests.conftest import CORPUS, TESTDATA
 
 GENSIM = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 WP2TXT = "wp2txt_testdata_en.xml.bz2"
@@ -49,9 +50,15 @@ SOURCES = {
     "wiki2txt_enwiki-52-pages.xml": (52, {0: 52}, 50, 184_721, True, "2023-10"),
     FOWIKI: (2, {0: 1, 8: 1}, 0, 3_078, True, "2016-11"),
 }
-SAMPLE_PATHS = [SHARED / "wikipedia" / n for n in sorted(SOURCES)] + [
-    CORPUS / "wikipedia" / n for n in sorted(SOURCES) if (CORPUS / "wikipedia" / n).exists()
-]
+
+
+def sample(name: str) -> Path:
+    """The repo's copy of ../shared/corpora/wikipedia/NAME."""
+    path = CORPUS / "wikipedia" / name
+    return path if path.exists() else TESTDATA / "wikipedia" / name
+
+
+SAMPLE_PATHS = [sample(n) for n in sorted(SOURCES)]
 
 
 def sample_id(path: Path) -> str:
@@ -59,8 +66,8 @@ def sample_id(path: Path) -> str:
 
 
 def xml_bytes(name: str) -> bytes:
-    """Decompressed XML of a shared sample."""
-    with open_local(str(SHARED / "wikipedia" / name)) as fh:
+    """Decompressed XML of a sample."""
+    with open_local(str(sample(name))) as fh:
         return fh.read()
 
 
@@ -68,8 +75,7 @@ _READ: dict[tuple[str, str], tuple[list[Page], WikiXmlReader]] = {}
 
 
 def read_file(path: Path) -> tuple[list[Page], WikiXmlReader]:
-    """Pages and reader of a sample, parsed once per session per distinct content (the repo's
-    corpus/ copies are byte-identical to ../shared, so they reuse the shared parse)."""
+    """Pages and reader of a sample, parsed once per session per distinct content."""
     key = (path.name, hashlib.sha256(path.read_bytes()).hexdigest())
     if key not in _READ:
         with open_local(str(path)) as fh:
@@ -137,12 +143,12 @@ def test_counts_match_sources(path):
 
 @pytest.mark.parametrize("name", sorted(set(SOURCES) - {WP2TXT}))
 def test_pages_equal_elementtree(name):
-    pages, _ = read_file(SHARED / "wikipedia" / name)
+    pages, _ = read_file(sample(name))
     assert [(p.page_id, p.title, p.text) for p in pages] == etree_pages(xml_bytes(name))
 
 
 def test_siteinfo():
-    _, gensim = read_file(SHARED / "wikipedia" / GENSIM)
+    _, gensim = read_file(sample(GENSIM))
     site = gensim.siteinfo
     assert (site.dbname, site.namespaces[10], site.namespaces[4]) == (
         "enwiki",
@@ -152,14 +158,14 @@ def test_siteinfo():
     assert site.base.startswith("https://en.wikipedia.org/") and site.generator.startswith(
         "MediaWiki"
     )
-    _, vi = read_file(SHARED / "wikipedia" / VIWIKI)
+    _, vi = read_file(sample(VIWIKI))
     assert vi.siteinfo.namespaces[10] == "Bản mẫu" and vi.siteinfo.namespaces[0] == ""
-    _, table = read_file(SHARED / "wikipedia" / "enwiki-table-markup.xml.bz2")
+    _, table = read_file(sample("enwiki-table-markup.xml.bz2"))
     assert table.siteinfo is None and table.pages == 5  # no <siteinfo> at all
 
 
 def test_page_fields():
-    pages, _ = read_file(SHARED / "wikipedia" / GENSIM)
+    pages, _ = read_file(sample(GENSIM))
     first = pages[0]  # AccessibleComputing: the first page of every enwiki dump, a redirect
     assert (first.title, first.page_id, first.ns, first.redirect) == (
         "AccessibleComputing",
@@ -234,7 +240,7 @@ def test_latin1_declared_encoding():
 
 
 def test_text_cap_flags_and_counts_bytes():
-    full, _ = read_file(SHARED / "wikipedia" / VIWIKI)
+    full, _ = read_file(sample(VIWIKI))
     cap = 40_000  # Vietnamese: most letters are 2-3 UTF-8 bytes, so bytes != characters
     capped, _ = read_bytes(xml_bytes(VIWIKI), max_text_bytes=cap)
     for big, small in zip(full, capped):
@@ -305,8 +311,8 @@ def test_empty_file():
 
 
 def test_truncated_bz2_keeps_complete_pages():
-    compressed = (SHARED / "wikipedia" / GENSIM).read_bytes()
-    full, _ = read_file(SHARED / "wikipedia" / GENSIM)
+    compressed = sample(GENSIM).read_bytes()
+    full, _ = read_file(sample(GENSIM))
     reader = WikiXmlReader(bz2.open(io.BytesIO(compressed[: len(compressed) // 2])))
     pages = list(reader)
     assert 0 < len(pages) < len(full)

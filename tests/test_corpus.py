@@ -1,0 +1,66 @@
+"""The data bundled in the repo: every file is listed in corpus/ATTRIBUTION.md with its sha256,
+and (marked shared) every bundled copy is its ../shared/corpora original, compressed or cut as
+ATTRIBUTION.md says."""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import random
+import re
+
+import pytest
+
+from tests.conftest import CORPUS, ROOT
+
+
+def attributed() -> dict[str, str]:
+    """{path from the repo root: sha256}, the sha256 block of corpus/ATTRIBUTION.md."""
+    text = (CORPUS / "ATTRIBUTION.md").read_text(encoding="utf-8")
+    return {m[2]: m[1] for m in re.finditer(r"^([0-9a-f]{64})  (\S+)$", text, re.MULTILINE)}
+
+
+def test_every_bundled_file_is_attributed_with_its_sha256():
+    listed = attributed()
+    assert len(listed) >= 30
+    on_disk = {p.relative_to(ROOT).as_posix() for p in CORPUS.rglob("*") if p.is_file()}
+    missing = on_disk - set(listed) - {"corpus/ATTRIBUTION.md"}
+    assert not missing, f"bundled but not in corpus/ATTRIBUTION.md: {sorted(missing)}"
+    for rel, digest in listed.items():
+        assert hashlib.sha256((ROOT / rel).read_bytes()).hexdigest() == digest, rel
+
+
+def original(rel: str) -> str:
+    """The ../shared/corpora file a bundled file (path from the repo root) was taken from."""
+    name = rel.rsplit("/", 1)[1]
+    if rel.startswith("pipeline/segment/data/punkt_tab/"):
+        return f"nltk_data/tokenizers/punkt_tab/english/{name}"
+    if rel.startswith("corpus/books/"):
+        return f"books/gutenberg/{name}"
+    if rel == "corpus/GUTENBERG-LICENSE.txt":
+        return "books/GUTENBERG-LICENSE.txt"
+    if rel == "corpus/finetune/glue-sst2-train-8k.tsv":
+        return "glue/SST-2/train.tsv"
+    rel = rel.removeprefix("corpus/").removeprefix("testdata/")
+    if rel.startswith("books/gutenberg/"):
+        return rel.removesuffix(".bz2")
+    return re.sub(r"/train-first-\d+\.tsv$", "/train.tsv", rel)
+
+
+@pytest.mark.shared
+def test_bundled_copies_are_the_shared_files(shared_dir):
+    for rel in attributed():
+        bundled, source = (ROOT / rel).read_bytes(), (shared_dir / original(rel)).read_bytes()
+        if rel.endswith(".txt.bz2"):  # a book compressed for the repo
+            assert bz2.decompress(bundled) == source, rel
+        elif m := re.search(r"/train-first-(\d+)\.tsv$", rel):  # the header and first N rows
+            assert (
+                bundled.splitlines(keepends=True)
+                == source.splitlines(keepends=True)[: int(m[1]) + 1]
+            ), rel
+        elif rel.endswith("glue-sst2-train-8k.tsv"):  # the seeded sample ATTRIBUTION.md names
+            header, *rows = source.splitlines(keepends=True)
+            random.Random(20261205).shuffle(rows)
+            assert bundled == b"".join([header, *rows[:8000]]), rel
+        else:
+            assert bundled == source, rel
