@@ -29,7 +29,7 @@ from pipeline.instances.builder import FlatDoc, build_group_instances
 from pipeline.instances.masking import VocabInfo
 from pipeline.instances.tokenize import FastWordPiece
 from pipeline.instances.transforms import BuildShards
-from pipeline.instances.types import InstanceConfig
+from pipeline.instances.types import InstanceConfig, InstancesSpec
 from pipeline.segment.segment import get_splitter, segment_document
 from pipeline.segment.transforms import SENTENCE_SCHEMA
 from pipeline.vocab.files import load_vocab
@@ -76,7 +76,7 @@ def _docs(files: list[str]) -> list[tuple[str, list[str]]]:
     return out
 
 
-def _spec(run: Path, tokens, configs, **over) -> dict:
+def _spec(run: Path, tokens, configs, **over) -> InstancesSpec:
     spec = {
         "run_dir": str(run),
         "configs": configs,
@@ -93,10 +93,11 @@ def _spec(run: Path, tokens, configs, **over) -> dict:
         "inputs_sha256": "",
     }
     spec.update(over)
-    return spec
+    spec["configs"], spec["vocab_tokens"] = tuple(spec["configs"]), tuple(spec["vocab_tokens"])
+    return InstancesSpec(**spec)
 
 
-def _run(files: list[str], spec: dict, shards: int) -> None:
+def _run(files: list[str], spec: InstancesSpec, shards: int) -> None:
     with test_pipeline.TestPipeline(runner=RUNNER) as p:
         out = p | beam.Create(list(enumerate(files))) | BuildShards(spec)
         assert_that(out, equal_to([shards]))

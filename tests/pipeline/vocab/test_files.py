@@ -155,7 +155,7 @@ def test_load_vocab_errors(tmp_path, corpus_dir):
     good = (corpus_dir / "vocab" / "bert-base-uncased-vocab.txt").read_text(encoding="utf-8")
     lines = good.split("\n")[:-1]
     cases = {
-        "missing.txt": (None, "cannot read"),
+        "missing.txt": (None, "does not exist"),
         "empty.txt": (b"", "empty"),
         "latin1.txt": ("[PAD]\n[UNK]\ncaf\xe9\n".encode("latin-1"), "not UTF-8"),
         "dup.txt": (("\n".join(lines + ["the"]) + "\n").encode(), "appears twice"),
