@@ -44,26 +44,26 @@ class SegmentOptions:
     max_sentence_chars: int = 2000
 
 
-def resolve_params(args: SegmentOptions, run_dir: str, docs_files: list[str]):
+def resolve_params(opts: SegmentOptions, run_dir: str, docs_files: list[str]):
     """PunktParams to use, or None for the language's built-in splitter."""
 
-    if args.punkt_params and args.punkt_train:
+    if opts.punkt_params and opts.punkt_train:
         raise UserError("give --punkt-params or --punkt-train, not both")
-    if args.punkt_params:
-        return punkt_params.read_params(args.punkt_params)
-    if args.punkt_train:
-        saved = fs.join(run_dir, "punkt_tab", args.language)
+    if opts.punkt_params:
+        return punkt_params.read_params(opts.punkt_params)
+    if opts.punkt_train:
+        saved = fs.join(run_dir, "punkt_tab", opts.language)
         if "://" in saved:
             raise UserError("--punkt-train needs a local run directory (it saves punkt_tab files)")
         if fs.exists(fs.join(saved, "abbrev_types.txt")):
             print(f"segment: reusing Punkt parameters in {saved}", file=sys.stderr)
             return punkt_params.read_params(saved)
-        params = punkt_params.train_params(_texts(docs_files), args.punkt_train_chars)
+        params = punkt_params.train_params(_texts(docs_files), opts.punkt_train_chars)
         punkt_params.write_params(params, saved)
         print(f"segment: trained Punkt parameters -> {saved} {params.counts()}", file=sys.stderr)
         return params
-    segment.get_splitter(args.language)  # validates the language name early
-    if args.language.lower() in ("english", "en"):
+    segment.get_splitter(opts.language)  # validates the language name early
+    if opts.language.lower() in ("english", "en"):
         return punkt_params.load_english()
     return None
 
@@ -75,7 +75,7 @@ def _texts(docs_files: list[str]):
             yield row["text"]
 
 
-def run_segment(args: SegmentOptions, run_dir: str, overwrite: bool, extra: list[str]) -> dict:
+def run_segment(opts: SegmentOptions, run_dir: str, overwrite: bool, extra: list[str]) -> dict:
     """Split RUN/docs into RUN/sentences; returns the stage's counts.
 
     ``extra``: Beam pipeline arguments.
@@ -83,24 +83,24 @@ def run_segment(args: SegmentOptions, run_dir: str, overwrite: bool, extra: list
     import apache_beam as beam  # heavy: imported when the stage runs, not when flags parse
 
     beam_runner.check_args(extra)
-    if args.max_sentence_chars < 16:
+    if opts.max_sentence_chars < 16:
         raise UserError("--max-sentence-chars must be at least 16")
     marker = fs.join(run_dir, "sentences", DONE_MARKER)
     if fs.exists(marker) and not overwrite:
         raise UserError(f"{run_dir}/sentences is already complete; pass --overwrite to redo it")
     docs = input_files(run_dir, "docs", "documents")
-    params = resolve_params(args, run_dir, docs)
+    params = resolve_params(opts, run_dir, docs)
     if not beam_runner.is_dry_run(extra):  # a dry run changes nothing
         fs.delete(fs.list_files(fs.join(run_dir, "sentences", "*")))
         fs.makedirs(fs.join(run_dir, "sentences"))
         fs.makedirs(fs.join(run_dir, "report"))
     report_path = fs.join(run_dir, "report", "segment.json")
-    fn = SegmentFileFn(run_dir, args.language, params, args.max_sentence_chars)
+    fn = SegmentFileFn(run_dir, opts.language, params, opts.max_sentence_chars)
     beam_runner.run(
         lambda p: p | "Docs" >> beam.Create(docs) | "Segment" >> PerFile(fn, report_path), extra
     )
     counts = run_report.load_json(report_path)
-    counts["language"] = args.language
+    counts["language"] = opts.language
     run_report.update_run_report(run_dir, "segment", counts)
     fs.write_bytes(marker, b"")
     return counts
