@@ -29,7 +29,7 @@ from pipeline.instances import finish
 from pipeline.instances.plan import CHARS_PER_TOKEN, num_groups
 from pipeline.instances.transforms import BuildShards
 from pipeline.instances.types import InstanceConfig, InstancesSpec
-from pipeline.vocab.files import load_vocab
+from pipeline.vocab.files import load_vocab  # the one cross-stage import: the vocab files
 
 DEFAULT_PHASES = ((128, 20), (512, 80))
 

@@ -16,7 +16,10 @@ from pipeline.common import fs
 from pipeline.common.file_stage import sum_counts
 from pipeline.common.run_report import DONE_MARKER
 from pipeline.instances.types import InstancesSpec
-from pipeline.vocab.files import build_tokenizer, vocab_txt_bytes
+from pipeline.vocab.files import (  # the one cross-stage import: the vocab files
+    build_tokenizer,
+    vocab_txt_bytes,
+)
 from sharding import manifest
 from sharding.manifest import world_size_warning
 from sharding.verify import verify_dir

@@ -38,7 +38,7 @@ from pipeline.instances.masking import VocabInfo
 from pipeline.instances.plan import Bucket
 from pipeline.instances.tokenize import FastWordPiece
 from pipeline.instances.types import InstancesSpec
-from pipeline.vocab.files import build_tokenizer
+from pipeline.vocab.files import build_tokenizer  # the one cross-stage import: the vocab files
 from sharding import schema
 from sharding.verify import verify_shard
 from sharding.vocab import vocab_from_tokens
