@@ -7,22 +7,28 @@ reads it without unpickling arbitrary objects. Keys written by :func:`make_state
 ``format_version``, ``step``, ``phase``, ``config`` (dict), ``model``, ``optimizer``,
 ``scheduler``, ``scaler``, ``sampler`` (state dicts, ``None`` when absent) and ``rng``.
 
-Files are ``ckpt-{step:08d}.pt`` in one directory; the newest is the highest step.
+Files are ``ckpt-{step:08d}.pt`` in one directory; the newest is the highest step. Each has a
+sidecar ``ckpt-{step:08d}.pt.sha256`` (``sha256sum`` format) written before the checkpoint is
+renamed into place; :func:`load_checkpoint` checks it, because torch's zip format does not:
+flipped bytes inside a tensor load silently as garbage weights or optimizer moments.
+A checkpoint without a sidecar (older bertprep) loads with a warning.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import random
 import re
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ground.atomic import atomic_path
+from ground.atomic import atomic_path, write_text
 from ground.errors import UserError
 
 FORMAT_VERSION = 1
@@ -100,8 +106,42 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
         TypeError: ``state`` holds a value that ``weights_only`` loading would reject.
     """
     _check_plain(state)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(state, f)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+        # The sidecar lands first: a crash before the rename leaves a sidecar without its
+        # checkpoint (ignored, rotated away), never a checkpoint without its checksum.
+        write_text(sidecar_path(path), f"{file_sha256(tmp)}  {path.name}\n")
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """``ckpt-N.pt`` -> ``ckpt-N.pt.sha256``."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def file_sha256(path: str | os.PathLike, block: int = 1 << 22) -> str:
+    """Hex sha256 of a file, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while piece := fh.read(block):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def verify_checkpoint(path: str | os.PathLike) -> str | None:
+    """Why ``path`` fails its sha256 sidecar, or ``None`` (good, or no sidecar to check)."""
+    path, side = Path(path), sidecar_path(path)
+    if not side.is_file():
+        return None
+    try:
+        want = side.read_text(encoding="utf-8").split()[0]
+    except (OSError, UnicodeDecodeError, IndexError):
+        return f"{side.name} is unreadable"
+    if file_sha256(path) != want:
+        return f"sha256 differs from {side.name}: the file is corrupt"
+    return None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
@@ -114,6 +154,11 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path}: no such file")
+    problem = verify_checkpoint(path)
+    if problem:
+        raise UserError(f"checkpoint {path}: {problem}{_newest_good_hint(path)}")
+    if not sidecar_path(path).is_file():
+        print(f"checkpoint {path}: no .sha256 sidecar, loaded unverified", file=sys.stderr)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
@@ -127,6 +172,14 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
             f"this bertprep ({FORMAT_VERSION})"
         )
     return state
+
+
+def _newest_good_hint(bad: Path) -> str:
+    """'; the newest good checkpoint is X: ...' for a corrupt checkpoint in a ckpt directory."""
+    for _, p in reversed(list_checkpoints(bad.parent)):
+        if p != bad and verify_checkpoint(p) is None and sidecar_path(p).is_file():
+            return f"; the newest good checkpoint is {p}: resume from it with --resume {p}"
+    return "; no other verified checkpoint in its directory"
 
 
 def checkpoint_path(directory: str | os.PathLike, step: int) -> Path:
@@ -161,4 +214,5 @@ def save_and_rotate(directory: str | os.PathLike, state: dict, keep_last: int) -
     save_checkpoint(path, state)
     for _, old in list_checkpoints(directory)[:-keep_last]:
         old.unlink(missing_ok=True)
+        sidecar_path(old).unlink(missing_ok=True)
     return path

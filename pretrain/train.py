@@ -46,8 +46,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--resume",
-        action="store_true",
-        help="continue from the latest checkpoint in --output/checkpoints",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="CKPT",
+        help="continue from the latest checkpoint in --output/checkpoints, or from CKPT (e.g. "
+        "the newest good one, when the latest fails its checksum)",
     )
     p.add_argument(
         "--recipe",

@@ -66,7 +66,7 @@ class TrainConfig:
     model: str | None = None
     config: str | None = None
     init_from: str | None = None
-    resume: bool = False
+    resume: bool | str = False  # True: the latest checkpoint in output; a path: that one
     time_budget: float | None = None
     checkpoint_every: int = 200
     keep_last: int = 3

@@ -100,10 +100,16 @@ class Run:
     def _continued(self):
         """The checkpoint this run continues (--resume's latest, else --init-from), or None."""
         if self.c.resume:
-            latest = ckpt.latest_checkpoint(self.output / "checkpoints")
+            latest = self._resume_path()
             if latest is not None:
                 return latest
         return self.c.init_from
+
+    def _resume_path(self):
+        """``--resume CKPT``'s file, else the latest checkpoint in --output (or None)."""
+        if isinstance(self.c.resume, str):
+            return Path(self.c.resume)
+        return ckpt.latest_checkpoint(self.output / "checkpoints")
 
     def _loader(self) -> PretrainLoader:
         c, info = self.c, self.info
@@ -136,7 +142,7 @@ class Run:
         LAMB moments only (step, bias correction, schedule and data order restart)."""
         a, self._saved = self.c, None
         if a.resume:
-            path = ckpt.latest_checkpoint(self.output / "checkpoints")
+            path = self._resume_path()
             if path is None:
                 if a.init_from is None:
                     raise UserError(f"--resume: no checkpoint in {self.output / 'checkpoints'}")

@@ -109,14 +109,26 @@ def _read_json(path: str):
         return json.loads(f.read().decode())
 
 
+def _require_json(path: str):
+    """A list the pipeline must have written (its ``ToList`` always emits, even empty): a missing
+    file means a branch of the pipeline never ran, which is an error, never an empty list."""
+    value = _read_json(path)
+    if value is None:
+        raise UserError(
+            f"instances: {path} is missing: a branch of the pipeline did not run (a runner that "
+            "computes only some leaves?); the shards cannot be listed, rerun the stage"
+        )
+    return value
+
+
 def finish(run_dir: str, configs, build: dict, world_size: int | None) -> dict:
     """Write each phase's manifest, verify it, clean up; returns the stage report by phase."""
 
     problems = _read_json(fs.join(run_dir, "tmp", "problems.json"))
     if problems:
         raise UserError("; ".join(problems) + " (use fewer --num-shards or more input)")
-    buckets = _read_json(fs.join(run_dir, "tmp", "buckets.json")) or []
-    shards = _read_json(fs.join(run_dir, "tmp", "shards.json")) or []
+    buckets = _require_json(fs.join(run_dir, "tmp", "buckets.json"))
+    shards = _require_json(fs.join(run_dir, "tmp", "shards.json"))
     summary = {}
     for cfg in configs:
         mine = [s for s in shards if s["phase"] == cfg.phase]

@@ -140,3 +140,26 @@ def test_corrupt_and_foreign_files_are_user_errors(tmp_path):
     for name, match in cases.items():
         with pytest.raises(UserError, match=match):
             ckpt.load_checkpoint(tmp_path / name)
+
+
+def test_sidecar_catches_flipped_bytes_and_rotates_with_its_checkpoint(tmp_path):
+    state = ckpt.make_state(step=1, phase=1, config={}, model=torch.nn.Linear(64, 64))
+    for step in (1, 2, 3):
+        state["step"] = step
+        ckpt.save_and_rotate(tmp_path, state, keep_last=2)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "ckpt-00000002.pt",
+        "ckpt-00000002.pt.sha256",
+        "ckpt-00000003.pt",
+        "ckpt-00000003.pt.sha256",
+    ]
+    latest = tmp_path / "ckpt-00000003.pt"
+    assert ckpt.verify_checkpoint(latest) is None
+    raw = bytearray(latest.read_bytes())
+    raw[len(raw) // 2] ^= 0x01  # one bit inside the weights
+    latest.write_bytes(bytes(raw))
+    assert "sha256 differs" in ckpt.verify_checkpoint(latest)
+    with pytest.raises(UserError, match="newest good checkpoint is .*ckpt-00000002.pt"):
+        ckpt.load_checkpoint(latest)
+    assert ckpt.load_checkpoint(tmp_path / "ckpt-00000002.pt")["step"] == 2

@@ -381,3 +381,32 @@ def test_mixed_precision_steps(shards, tmp_path, precision):
     state = ckpt.load_checkpoint(ckpt.latest_checkpoint(out / "checkpoints"))
     assert state["config"]["precision"] == precision
     assert all(v.dtype == torch.float32 for v in state["model"].values() if v.is_floating_point())
+
+
+def test_corrupt_latest_checkpoint_is_refused_and_the_good_one_resumes(shards, tmp_path):
+    """64 flipped bytes inside the latest checkpoint (tensor data: torch's zip loader does not
+    notice) -> --resume fails with one line naming the newest good checkpoint; --resume CKPT
+    continues from it, and the run ends with the losses of a run never interrupted."""
+    args = ["--data", str(shards / "seq128"), *TRAIN, "--total-steps", "6"]
+    straight = tmp_path / "straight"
+    assert _train(*args, "--output", str(straight)).returncode == 0
+    out = tmp_path / "bad"
+    res = _train(*args, "--output", str(out), "--max-steps", "4", "--checkpoint-every", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    latest, good = (
+        out / "checkpoints" / "ckpt-00000004.pt",
+        out / "checkpoints" / "ckpt-00000002.pt",
+    )
+    assert (out / "checkpoints" / "ckpt-00000004.pt.sha256").is_file()
+    data = bytearray(latest.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 64] = bytes(b ^ 0xFF for b in data[mid : mid + 64])
+    latest.write_bytes(bytes(data))
+    res = _train(*args, "--output", str(out), "--resume")
+    assert res.returncode == 2
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and "sha256 differs" in err[0] and str(good) in err[0], res.stderr
+    assert "Traceback" not in res.stderr
+    res = _train(*args, "--output", str(out), "--resume", str(good))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert _losses(out)[6] == _losses(straight)[6]
