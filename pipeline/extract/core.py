@@ -7,7 +7,6 @@ Pure apart from reading the unit's bytes through :mod:`pipeline.common.fs`. The 
 
 from __future__ import annotations
 
-import bz2
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -160,7 +159,7 @@ def _wiki_stream(unit: Unit, raw):
     if unit.start >= 0:
         return bz2streams.open_range(raw, unit.start, unit.end, unit.header)
     if unit.path.endswith(".bz2"):
-        return bz2.BZ2File(raw)
+        return bz2streams.open_whole(raw)  # keeps every complete page before a cut
     return raw
 
 

@@ -233,3 +233,46 @@ class Prepend(io.RawIOBase):
         data = self._f.read(len(b))
         b[: len(data)] = data
         return len(data)
+
+
+def open_whole(fileobj: BinaryIO) -> KeepBeforeCut:
+    """A whole ``.bz2`` file (any number of streams) as a ``read(n)`` stream of its XML that
+    hands out every byte decompressed before a cut, then raises the cut's error.
+
+    ``bz2.BZ2File.read(n)`` raises ``EOFError`` at a truncation and drops what that call had
+    already decompressed (up to ``n`` bytes: the XML reader's 1 MiB), so complete pages before
+    the cut were lost uncounted.
+    """
+    return KeepBeforeCut(iter_streams(fileobj, None))
+
+
+class KeepBeforeCut:
+    """``read(n)`` over decompressed pieces; a decompression error (``EOFError``: the data ends
+    inside a stream; ``OSError``: corrupt data) is raised by the first read after every byte
+    decompressed before it has been returned. Holds at most ``n`` + one piece."""
+
+    def __init__(self, pieces: Iterator[bytes]):
+        self._pieces = pieces
+        self._buf = bytearray()
+        self._error: BaseException | None = None
+        self._done = False
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._done and (n < 0 or len(self._buf) < n):
+            try:
+                piece = next(self._pieces, None)
+            except (EOFError, OSError) as exc:
+                self._error, self._done = exc, True
+                break
+            if piece is None:
+                self._done = True
+                break
+            self._buf += piece
+        if not self._buf and self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        n = len(self._buf) if n < 0 else min(n, len(self._buf))
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
