@@ -13,14 +13,10 @@ RUN/report/extract.json and the extraction counts at the top of RUN/report.json.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ground.errors import UserError
-from pipeline.common import beam_runner, fs, run_report
-from pipeline.common.run_report import DONE_MARKER
 from pipeline.extract.core import ExtractOptions, parse_dump_date
-from pipeline.extract.transforms import ExtractDocuments
-from pipeline.extract.units import plan_units
+from pipeline.extract.stage import ExtractInputs, run_extract, summary
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -157,56 +153,13 @@ def options_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    import apache_beam as beam  # Beam (~1 s): only once a pipeline is built
-
-    if not (args.wikipedia or args.books or args.corpus):
-        raise UserError("give at least one input: --wikipedia, --books or --corpus")
-    options = options_from_args(args)
-    beam_runner.check_args(extra)
+    inputs = ExtractInputs(
+        tuple(args.wikipedia or ()),
+        tuple(args.books or ()),
+        tuple(args.corpus or ()),
+        args.range_mb,
+    )
     run_dir = args.output.rstrip("/")
-    marker = fs.join(run_dir, "docs", DONE_MARKER)
-    if fs.exists(marker) and not args.overwrite:
-        raise UserError(f"{run_dir}/docs is already complete; pass --overwrite to redo it")
-    units = plan_units(
-        args.wikipedia,
-        args.books,
-        args.corpus,
-        int(args.range_mb * (1 << 20)),
-    )
-    if not beam_runner.is_dry_run(extra):  # a dry run changes nothing
-        clear_outputs(run_dir)
-        for sub in ("docs", "rejected", "report", "tmp/extract"):
-            fs.makedirs(fs.join(run_dir, sub))
-    print(f"extract: {len(units)} work units -> {run_dir}", file=sys.stderr)
-    beam_runner.run(
-        lambda p: (
-            p | "Units" >> beam.Create(units) | "Extract" >> ExtractDocuments(options, run_dir)
-        ),
-        extra,
-    )
-    stage = run_report.load_json(fs.join(run_dir, "report", "extract.json"))
-    run_report.update_run_report(run_dir, "extract", stage)
-    fs.delete(fs.list_files(fs.join(run_dir, "tmp", "extract", "*.parquet")))
-    fs.write_bytes(marker, b"")
+    stage = run_extract(inputs, options_from_args(args), run_dir, args.overwrite, extra)
     print(summary(stage, run_dir))
     return 0
-
-
-def clear_outputs(run_dir: str) -> None:
-    """Remove a previous extraction's files so no stale unit survives a rerun."""
-    stale = []
-    for sub in ("docs", "rejected", "tmp/extract"):
-        stale += fs.list_files(fs.join(run_dir, sub, "*"))
-    fs.delete(stale)
-
-
-def summary(stage: dict, run_dir: str) -> str:
-    """Human-readable counts of one extraction."""
-    lines = [
-        f"documents in: {stage['docs_in']}, out: {stage['docs_out']} ({run_dir}/docs)",
-        f"skipped: {stage['skipped']}",
-        f"rejected: {stage['rejected']} (details in {run_dir}/rejected)",
-    ]
-    for cut in stage.get("cuts", []):
-        lines.append(f"cut input: {cut['path']}: {cut['detail']}")
-    return "\n".join(lines)
