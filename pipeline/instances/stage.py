@@ -1,17 +1,10 @@
-"""The instances stage: masked-LM / next-sentence instances into balanced HDF5 shards.
+"""The instances stage: RUN/sentences (or classic text) + the vocab -> RUN/seq128, RUN/seq512.
 
-Reads RUN/sentences (from bertprep segment), or with --input the classic
-create_pretraining_data.py format (one sentence per line, a blank line between documents), and
-the vocab in RUN/vocab (or --vocab). Without --max-seq-length one tokenization pass writes both
-phases: RUN/seq128 (max predictions 20) and RUN/seq512 (80). Each phase directory holds
-shard_training_NNNNN.hdf5 (equal instance counts, at most 1 apart), shard_validation_NNNNN.hdf5,
-vocab.txt, tokenizer.json and manifest.json, and is verified at the end.
-
-Google's algorithm with three documented deviations that remove its biases (short target drawn
-per instance; a one-sentence chunk is not forced to a random next; random replacement tokens
-exclude [unusedN] and specials); --classic restores Google's exact behaviour. Every random choice
-derives from (--seed, document id, dupe index): the shards do not depend on the runner, the
-worker count or the input order.
+:func:`run_instances` resolves the vocab and the inputs, builds the :class:`InstancesSpec`,
+prepares the phase directories (keeping finished shards on a rerun), runs
+:class:`pipeline.instances.transforms.BuildShards`, then writes manifests and verifies
+(:mod:`pipeline.instances.finish`). What the shards hold and the algorithm's deviations from
+Google's: :mod:`pipeline.instances.cli` (the command's help) and docs/architecture.md.
 """
 
 from __future__ import annotations

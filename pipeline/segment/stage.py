@@ -1,10 +1,8 @@
 """The segment stage: RUN/docs -> RUN/sentences/*.parquet, paragraphs and documents kept.
 
-English uses NLTK Punkt's parameters shipped inside the package (never downloaded) through a
-faster implementation of Punkt's decision rules that gives NLTK's exact boundaries.
---punkt-train learns parameters from the corpus itself (a bounded, deterministic sample of
-RUN/docs in file and row order), saves them in punkt_tab format to RUN/punkt_tab/LANGUAGE and
-reuses them on later runs. --language ja / zh splits on sentence-final punctuation.
+:func:`resolve_params` picks the splitter's parameters (shipped English Punkt, a punkt_tab
+directory, or trained on the corpus and saved); :func:`run_segment` runs
+:class:`pipeline.segment.transforms.SegmentFileFn` over every docs file.
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
-"""The vocab stage: train a WordPiece vocabulary on RUN/docs, or take an existing one: RUN/vocab.
+"""The vocab stage: count words over RUN/docs in Beam, train (or import, or extend) a WordPiece
+vocab, measure it on held-out documents, publish RUN/vocab.
 
-Words are counted in Beam after the final tokenizer's own normaliser and pre-tokeniser (HF
-tokenizers' BertNormalizer + BertPreTokenizer), summed across workers, and WordPiece is trained
-from those counts by a deterministic merge loop (HF's rules, ties broken by token id), so the
-vocab is byte-identical across runs and worker counts. 1% of documents (chosen by id) are held
-out to measure tokens per word and the UNK rate.
-
-Id layout: [PAD]=0, [unused0..U-1]=1..U (--unused U), [UNK] [CLS] [SEP] [MASK], then single
-characters, ##characters, then merged pieces in merge order.
-
---vocab PATH reuses vocab.txt/tokenizer.json (e.g. Google's bert-base-uncased) instead of
-training; --extend BASE --add-terms N fills BASE's [unusedN] slots with the N corpus words BASE
-splits worst, for continued pretraining of an existing BERT on a domain corpus.
+The id layout and the determinism rules are in :mod:`pipeline.vocab.cli` (the command's help)
+and :mod:`pipeline.vocab.wordpiece`.
 """
 
 from __future__ import annotations
