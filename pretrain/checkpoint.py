@@ -107,12 +107,22 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     """
     _check_plain(state)
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-        # The sidecar lands first: a crash before the rename leaves a sidecar without its
-        # checkpoint (ignored, rotated away), never a checkpoint without its checksum.
-        write_text(sidecar_path(path), f"{file_sha256(tmp)}  {path.name}\n")
+    side = sidecar_path(path)
+    previous = side.read_text(encoding="utf-8") if side.is_file() else None
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                torch.save(state, f)
+            # The sidecar lands first: a crash before the rename leaves a sidecar without its
+            # checkpoint (ignored, rotated away), never a new checkpoint without its checksum.
+            write_text(side, f"{file_sha256(tmp)}  {path.name}\n")
+    except BaseException:
+        # The checkpoint in place is the previous one (or none): so must its sidecar be.
+        if previous is None:
+            side.unlink(missing_ok=True)
+        else:
+            write_text(side, previous)
+        raise
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:

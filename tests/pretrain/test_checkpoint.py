@@ -3,6 +3,7 @@ atomic writes, clear errors for corrupt or foreign files."""
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -115,8 +116,30 @@ def test_failed_write_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         ckpt.save_checkpoint(path, {**good, "step": 8})
     monkeypatch.undo()
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left
-    assert ckpt.load_checkpoint(path)["step"] == 7
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [path.name, path.name + ".sha256"]  # no temp file left
+    assert ckpt.load_checkpoint(path)["step"] == 7  # and its checksum still matches
+
+
+def test_a_failure_after_the_sidecar_keeps_the_old_sidecar(tmp_path, monkeypatch):
+    """The sidecar is written before the rename; if the rename fails, the checkpoint left in
+    place must still match its sidecar."""
+    good = {"format_version": 1, "step": 7, "phase": 1, "model": {"w": torch.ones(3)}}
+    path = tmp_path / "ckpt-00000007.pt"
+    ckpt.save_checkpoint(path, good)
+    real_replace = os.replace
+
+    def fail_on_checkpoint(src, dst):
+        if str(dst).endswith(".pt"):
+            raise OSError("no space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", fail_on_checkpoint)
+    with pytest.raises(OSError, match="no space"):
+        ckpt.save_checkpoint(path, {**good, "model": {"w": torch.zeros(3)}})
+    monkeypatch.undo()
+    assert ckpt.verify_checkpoint(path) is None
+    assert torch.equal(ckpt.load_checkpoint(path)["model"]["w"], torch.ones(3))
 
 
 def test_corrupt_and_foreign_files_are_user_errors(tmp_path):
