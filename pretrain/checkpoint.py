@@ -171,7 +171,14 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         print(f"checkpoint {path}: no .sha256 sidecar, loaded unverified", file=sys.stderr)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
+    except pickle.UnpicklingError:
+        # torch's message goes on to suggest weights_only=False: never for a file we did not
+        # write; say what was refused and stop there.
+        raise UserError(
+            f"checkpoint {path}: refused: it holds pickled Python objects, which bertprep never "
+            "loads (a bertprep checkpoint holds only tensors and plain values)"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"checkpoint {path}: corrupt or not a checkpoint ({first})") from None
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):

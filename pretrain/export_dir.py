@@ -77,7 +77,9 @@ def export(ckpt_path, out_dir, vocab_dir=None, dtype="fp32", overwrite=False) ->
     tensors = ex.hf_state_dict(state["model"], cfg, dtype)
 
     out = Path(out_dir)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file: OUT_DIR must be a directory (or not exist yet)")
+    if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"{out} exists and is not empty (pass --overwrite to replace it)")
     with atomic_dir(out) as tmp:
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})

@@ -143,19 +143,20 @@ def _jsonl(chunks: Iterator[bytes], make: RecordMaker) -> Iterator[Document | Dr
         try:
             record = json.loads(line.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            yield make.drop(number, "bad_record", f"line {number}: not UTF-8 ({exc.reason})")
+            yield make.drop(number, "bad_record", f"line {number + 1}: not UTF-8 ({exc.reason})")
             continue
         except (ValueError, RecursionError) as exc:
-            yield make.drop(number, "bad_record", f"line {number}: not JSON ({exc})")
+            yield make.drop(number, "bad_record", f"line {number + 1}: not JSON ({exc})")
             continue
         if not isinstance(record, dict):
-            yield make.drop(number, "bad_record", f"line {number}: not a JSON object")
+            yield make.drop(number, "bad_record", f"line {number + 1}: not a JSON object")
             continue
         title = make.title(record)
         text = record.get(field)
         if not isinstance(text, str):
             what = "missing" if text is None else f"a {type(text).__name__}, not a string"
-            yield make.drop(number, "bad_record", f"line {number}: field {field!r} {what}", title)
+            detail = f"line {number + 1}: field {field!r} {what}"
+            yield make.drop(number, "bad_record", detail, title)
             continue
         yield make.doc(number, text, title)
 
@@ -171,7 +172,7 @@ def _block_record(
     try:
         text = b"\n".join(lines).decode("utf-8")
     except UnicodeDecodeError as exc:
-        return make.drop(start, "bad_record", f"line {start}: not UTF-8 ({exc.reason})")
+        return make.drop(start, "bad_record", f"line {start + 1}: not UTF-8 ({exc.reason})")
     return make.doc(start, text)
 
 

@@ -155,14 +155,15 @@ def test_corrupt_and_foreign_files_are_user_errors(tmp_path):
     cases = {
         "truncated.pt": "corrupt",
         "garbage.pt": "corrupt",
-        "pickled.pt": "corrupt",
+        "pickled.pt": "refused: it holds pickled Python objects",
         "incomplete.pt": "missing keys",
         "new.pt": "newer",
         "absent.pt": "no such file",
     }
     for name, match in cases.items():
-        with pytest.raises(UserError, match=match):
+        with pytest.raises(UserError, match=match) as caught:
             ckpt.load_checkpoint(tmp_path / name)
+        assert "weights_only=False" not in str(caught.value)  # never suggest unpickling
 
 
 def test_sidecar_catches_flipped_bytes_and_rotates_with_its_checkpoint(tmp_path):

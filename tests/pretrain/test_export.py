@@ -197,4 +197,8 @@ def test_bad_inputs(run_dir, corpus_dir, tmp_path):
     (tmp_path / "novocab" / "vocab.txt").write_bytes(b"[PAD]\n")
     with pytest.raises(UserError, match="tokenizer.json"):
         export_dir.export(lone, tmp_path / "o5", vocab_dir=tmp_path / "novocab")
+    # OUT_DIR is a file: said so, not "exists and is not empty".
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(UserError, match="plain is a file"):
+        export_dir.export(lone, tmp_path / "plain", vocab_dir=run_dir / "vocab")
     assert not any(p.name.startswith(("o", ".o")) for p in tmp_path.iterdir())

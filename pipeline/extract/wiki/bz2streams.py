@@ -275,4 +275,3 @@ class KeepBeforeCut:
         out = bytes(self._buf[:n])
         del self._buf[:n]
         return out
-

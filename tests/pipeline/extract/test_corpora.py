@@ -125,6 +125,10 @@ def test_jsonl_bad_records_counted() -> None:
     details = " ".join(r.detail for r in dropped)
     for word in ("not JSON", "'text' missing", "not a string", "not a JSON object", "not UTF-8"):
         assert word in details
+    # line numbers in the reasons are 1-based, as an editor shows them (ids keep their keys)
+    malformed = next(r for r in dropped if "not JSON" in r.detail)
+    assert malformed.detail.startswith(f"line {numbers[0] + 1}: ")
+    assert data.split(b"\n")[numbers[0]] == b'{"text": "unterminated'
 
 
 def test_json_array_is_a_user_error() -> None:
