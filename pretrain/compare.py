@@ -116,8 +116,16 @@ def prepare(plan: Plan, tok) -> tuple[Splits, dict, list[str]]:
     fd.build_label_map([rows[i].label for i in fit])  # the fitted rows alone need two classes
     if src.task is not None:
         id2label = list(src.task.labels)
-    else:
-        id2label = fd.build_label_map([e.label for e in rows + dev_ex])
+    else:  # the classes are the training file's: an eval label it never shows cannot be learnt
+        id2label = fd.build_label_map([e.label for e in rows])
+    unknown = sorted({e.label for e in dev_ex} - set(id2label))
+    if unknown:
+        n = sum(1 for e in dev_ex if e.label in set(unknown))
+        where = str(src.eval) if src.eval is not None else "the held-out rows"
+        raise UserError(
+            f"{where}: label(s) {unknown} ({n} rows) never appear in the training file "
+            f"(its labels: {id2label}); fix the labels or the --label-column"
+        )
     label2id = {lab: i for i, lab in enumerate(id2label)}
     train_all = fd.encode_examples(tok, rows, label2id, plan.max_seq_length)
     dev = fd.encode_examples(tok, dev_ex, label2id, plan.max_seq_length)
@@ -222,6 +230,9 @@ def run_plan(plan: Plan) -> dict:
     out = Path(plan.output)
     out.mkdir(parents=True, exist_ok=True)
     print(_describe(plan, info, id2label), flush=True)
+    for part, counts in info["skipped"].items():
+        if counts:  # also in summary.json; said here so no row is lost silently
+            print(f"finetune: skipped {sum(counts.values())} {part} rows: {dict(counts)}")
     majority_id, _ = majority_baseline(splits.train.labels)
     hp = plan.hyper
     key = random_key(plan, splits, cfg, info)

@@ -167,6 +167,8 @@ def run_instances(args: InstancesOptions, run_dir: str, overwrite: bool, extra: 
         raise UserError("--num-shards and --num-validation-shards must be at least 1")
     if not 0.0 <= args.validation_fraction < 0.5:
         raise UserError("--validation-fraction must be in [0, 0.5)")
+    if not 0 <= args.gzip_level <= 9:  # checked before any tokenizing, not at the first shard
+        raise UserError(f"--gzip-level must be 0..9, got {args.gzip_level}")
     tokens, lowercase, strip, _ = resolve_vocab(args, run_dir)
     files, est_tokens, inputs_sha, relpaths = input_files(args, run_dir)
     spec = InstancesSpec(

@@ -280,3 +280,19 @@ def test_bad_inputs_are_user_errors(tmp_path, exported, sst2):
     (broken / "model.safetensors").write_bytes(b"\x00" * 16)
     with pytest.raises(UserError, match="unreadable safetensors"):
         _run(model=broken, train=good, output=tmp_path / "o3")
+
+
+def test_an_eval_label_train_never_shows_is_refused_and_skips_are_printed(
+    tmp_path, exported, sst2, capsys
+):
+    train = _write_tsv(tmp_path / "train.tsv", sst2[:40])
+    dev_rows = sst2[40:60] + [("a sentence with a third label", "2")] * 3
+    dev = _write_tsv(tmp_path / "dev.tsv", dev_rows)
+    with pytest.raises(UserError, match=r"label\(s\) \['2'\] \(3 rows\) never appear"):
+        _run(model=exported, train=train, eval=dev, output=tmp_path / "o1", epochs=1)
+    # A row without a label is skipped, counted, and said on stdout (not only in summary.json).
+    with open(train, "a", encoding="utf-8") as f:
+        f.write("a sentence without its label\t\n")
+    dev = _write_tsv(tmp_path / "dev2.tsv", sst2[40:60])
+    assert _run(model=exported, train=train, eval=dev, output=tmp_path / "o2", epochs=1) == 0
+    assert "finetune: skipped 1 train rows: {'empty text or label': 1}" in capsys.readouterr().out

@@ -260,6 +260,9 @@ def test_bad_inputs_are_clear_errors(sentences_run, corpus_dir, tmp_path, capsys
     base = ["instances", "--output", str(run), "--max-seq-length", "128", "--dupe-factor", "1"]
     assert bertprep(base + ["--vocab", vocab, "--num-shards", "0"]) == 2
     assert "at least 1" in capsys.readouterr().err
+    assert bertprep(base + ["--vocab", vocab, "--gzip-level", "99"]) == 2
+    assert "--gzip-level must be 0..9, got 99" in capsys.readouterr().err
+    assert not (run / "tmp" / "tokens").exists()  # refused before tokenizing
     assert bertprep(base + ["--vocab", vocab, "--num-shards", "1000000", "--overwrite"]) == 2
     assert "cannot fill" in capsys.readouterr().err
     assert bertprep(base) == 2  # no RUN/vocab and no --vocab
