@@ -61,6 +61,7 @@ def load_shard(reader: ShardReader, vocab_size: int | None = None) -> dict[str, 
     With ``vocab_size``, :class:`UserError` if a token id is outside ``[0, vocab_size)`` (the
     check :func:`check_compatible` cannot make for foreign shards without a vocab size).
     """
+    reader.verify()  # its manifest sha256, once, before its first use (a whole-file read)
     arrays = reader.read_all()
     if vocab_size is not None:
         for key in (schema.INPUT_IDS, schema.MASKED_LM_IDS):
@@ -167,13 +168,14 @@ class PretrainLoader:
         if self.bin_size is None:
             return None
         if s not in self._bins:
-            lengths = (
-                arrays["lengths"]
-                if arrays is not None
-                else self.readers[s].read_all((schema.INPUT_MASK,))[schema.INPUT_MASK].sum(1)
-            )
+            lengths = arrays["lengths"] if arrays is not None else self._lengths(s)
             self._bins[s] = binning.length_bins(lengths, self.bin_size)
         return self._bins[s]
+
+    def _lengths(self, s: int) -> np.ndarray:
+        """Instance lengths of shard ``s`` (int [N]), read after its checksum is verified."""
+        self.readers[s].verify()
+        return self.readers[s].read_all((schema.INPUT_MASK,))[schema.INPUT_MASK].sum(1)
 
     def _plan(self, epoch: int, s: int, arrays: dict | None = None):
         return binning.shard_plan(

@@ -113,6 +113,8 @@ def inspect_dir(
 ) -> dict[str, Any]:
     """Summary dict of a shard directory (see :func:`format_summary` for the printed form)."""
     shards = ShardSet.open(directory)
+    for reader in shards.training + shards.validation:
+        reader.verify()  # statistics of a corrupt file would be wrong without a word
     vocab_file = Path(vocab_path) if vocab_path else Path(directory) / "vocab.txt"
     vocab = load_vocab(vocab_file) if vocab_file.is_file() else None
     summary: dict[str, Any] = {

@@ -21,14 +21,33 @@ import numpy as np
 from ground.errors import UserError
 from sharding import manifest as mf
 from sharding import schema
+from sharding.writer import file_sha256
 
 
 class ShardReader:
     """One shard file, opened only while a call runs (fork- and pickle-safe)."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, sha256: str | None = None):
         self.path = Path(path)
+        self.sha256 = sha256  # the manifest's, when the directory has one
         self._meta: schema.ShardMeta | None = None
+        self._verified = False
+
+    def verify(self) -> None:
+        """Check the file against the manifest's sha256 once (a no-op without one).
+
+        :class:`UserError` for a mismatch: a shard corrupted or replaced after it was written
+        would otherwise be read as data (gzip only checks its own frames).
+        """
+        if self._verified or self.sha256 is None:
+            return
+        if file_sha256(self.path) != self.sha256:
+            raise UserError(
+                f"shard {self.path.name}: sha256 differs from manifest.json, the file is corrupt "
+                f"or was replaced ({self.path}); `bertprep shards verify "
+                f"{self.path.parent}` lists every problem"
+            )
+        self._verified = True
 
     def _open(self) -> h5py.File:
         try:
@@ -66,7 +85,13 @@ class ShardReader:
         if missing:
             raise schema.SchemaError(f"{self.path.name}: no dataset {missing[0]!r}")
         with self._open() as f:
-            return {k: f[k][start:stop] for k in keys}
+            try:
+                return {k: f[k][start:stop] for k in keys}
+            except (OSError, ValueError) as exc:  # a damaged chunk: gzip or checksum failure
+                raise UserError(
+                    f"shard {self.path.name}: rows {start}..{stop - 1} are unreadable ({exc}); "
+                    f"the file is corrupt (`bertprep shards verify {self.path.parent}`)"
+                ) from None
 
     def __repr__(self) -> str:
         return f"ShardReader({str(self.path)!r})"
@@ -115,7 +140,8 @@ class ShardSet:
                         ignored.append(path.name)
                     continue
                 names[split].append(path.name)
-        readers = {s: [ShardReader(directory / n) for n in names[s]] for s in names}
+        sums = {e.file: e.sha256 for e in mf.entries(manifest)} if manifest is not None else {}
+        readers = {s: [ShardReader(directory / n, sums.get(n)) for n in names[s]] for s in names}
         all_readers = readers[schema.TRAINING] + readers[schema.VALIDATION]
         if not all_readers:
             raise UserError(f"{directory}: no shards (no manifest.json and no *training*.hdf5)")

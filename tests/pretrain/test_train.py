@@ -410,3 +410,17 @@ def test_corrupt_latest_checkpoint_is_refused_and_the_good_one_resumes(shards, t
     res = _train(*args, "--output", str(out), "--resume", str(good))
     assert res.returncode == 0, res.stderr[-3000:]
     assert _losses(out)[6] == _losses(straight)[6]
+
+
+def test_a_corrupt_shard_is_refused_before_it_is_trained_on(shards, tmp_path):
+    data = Path(shutil.copytree(shards / "seq128", tmp_path / "seq128"))
+    for shard in data.glob("shard_training_*.hdf5"):  # whichever is read first
+        raw = bytearray(shard.read_bytes())
+        mid = len(raw) // 2
+        raw[mid : mid + 64] = bytes(b ^ 0xFF for b in raw[mid : mid + 64])
+        shard.write_bytes(bytes(raw))
+    res = _train("--data", str(data), "--output", str(tmp_path / "o"), *TRAIN, "--total-steps", "2")
+    assert res.returncode == 2
+    err = res.stderr.strip().splitlines()
+    assert any("sha256 differs from manifest.json" in x for x in err), err
+    assert "Traceback" not in res.stderr

@@ -106,3 +106,21 @@ def test_inspect_unmasked_mlm_only(tmp_path, capsys):
     assert summary["training"]["nsp_random_fraction"] == 0.0
     assert summary["examples"][1].startswith("stored:   [CLS] ") and len(summary["examples"]) == 2
     assert main(["shards", "verify", str(directory)]) == 0
+
+
+def _flip_middle(path, n=64):
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + n] = bytes(b ^ 0xFF for b in data[mid : mid + n])
+    path.write_bytes(bytes(data))
+
+
+def test_inspect_of_a_corrupt_shard_is_one_line(built, tmp_path, capsys):
+    import shutil
+
+    work = shutil.copytree(built[0], tmp_path / "w")
+    _flip_middle(work / "shard_training_00001.hdf5")
+    assert main(["shards", "inspect", str(work)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "shard_training_00001.hdf5" in err[0], err
+    assert "Traceback" not in "\n".join(err)
