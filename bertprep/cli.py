@@ -15,7 +15,7 @@ import importlib
 import sys
 from dataclasses import dataclass
 
-from ground.errors import DryRun, UserError
+from ground.errors import DryRun, UserError, describe_os_error
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     except DryRun as exc:
         print(f"bertprep {name}: {exc}", file=sys.stderr)
         return 0
+    except OSError as exc:  # a full disk, a read-only or misplaced output: one line, exit 2
+        print(f"bertprep {name}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Errors shared by every stage."""
 
+import errno
+
 
 class UserError(Exception):
     """A mistake in the user's input or options.
@@ -14,3 +16,27 @@ class DryRun(Exception):
 
     Nothing ran and nothing was written; the ``bertprep`` command prints the message and exits 0.
     """
+
+
+_WHY = {
+    errno.ENOSPC: "no space left on the device (the disk is full)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "a part of the path is a file, not a directory",
+    errno.EISDIR: "it is a directory, a file was expected",
+    errno.EEXIST: "it already exists",
+    errno.ENOENT: "no such file or directory",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an operating-system error that reached a command: what failed and where.
+
+    The commands print it instead of a traceback: a full disk, a read-only or misplaced output
+    are the user's to fix, not a bug of ours.
+    """
+    why = _WHY.get(exc.errno) or exc.strerror or str(exc) or type(exc).__name__
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+    return f"{where}: {why}" if where else why

@@ -16,11 +16,13 @@ A checkpoint without a sidecar (older bertprep) loads with a warning.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import pickle
 import random
 import re
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -32,6 +34,7 @@ from ground.atomic import atomic_path, write_text
 from ground.errors import UserError
 
 FORMAT_VERSION = 1
+LOW_DISK_BYTES = 64 << 20  # a failed write with less free space than this was a full disk
 REQUIRED_KEYS = ("format_version", "step", "phase", "model")
 _NAME = re.compile(r"^ckpt-(\d{8,})\.pt$")
 _PLAIN = (str, int, float, bool, type(None))
@@ -112,7 +115,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     try:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
-                torch.save(state, f)
+                _torch_save(state, f, path)
             # The sidecar lands first: a crash before the rename leaves a sidecar without its
             # checkpoint (ignored, rotated away), never a new checkpoint without its checksum.
             write_text(side, f"{file_sha256(tmp)}  {path.name}\n")
@@ -123,6 +126,20 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
         else:
             write_text(side, previous)
         raise
+
+
+def _torch_save(state: dict, f, path: Path) -> None:
+    """``torch.save`` whose failure to write says why: torch reports a full disk as a
+    RuntimeError ("enforce fail ... unexpected pos"), never naming the disk."""
+    try:
+        torch.save(state, f)
+    except RuntimeError as exc:
+        free = shutil.disk_usage(path.parent).free
+        code = errno.ENOSPC if free < LOW_DISK_BYTES else errno.EIO
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise OSError(
+            code, f"writing the checkpoint failed ({first}); {free} bytes free", str(path)
+        ) from None
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:

@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 
-from ground.errors import UserError
+from ground.errors import UserError, describe_os_error
 from pretrain import dist
 from pretrain.recipes import RECIPES
 from pretrain.train_config import TrainConfig
@@ -206,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     except UserError as exc:
         print(f"train: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a read-only or misplaced output: one line, exit 2
+        print(f"train: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
 
 

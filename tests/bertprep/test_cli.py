@@ -162,3 +162,13 @@ def test_pipeline_runs_from_the_installed_wheel(wheel, tmp_path):
 def test_report_of_a_non_run_dir_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert str(tmp_path) in capsys.readouterr().err
+
+
+def test_output_under_a_file_is_one_line_not_a_traceback(tmp_path, capsys, corpus_dir):
+    """--output below a plain file: the OSError becomes one line naming the path (exit 2)."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    books = str(corpus_dir / "books" / "1952-0.txt")
+    assert main(["extract", "--books", books, "--output", str(afile / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a directory" in err[0] and str(afile) in err[0], err

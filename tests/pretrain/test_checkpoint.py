@@ -187,3 +187,28 @@ def test_sidecar_catches_flipped_bytes_and_rotates_with_its_checkpoint(tmp_path)
     with pytest.raises(UserError, match="newest good checkpoint is .*ckpt-00000002.pt"):
         ckpt.load_checkpoint(latest)
     assert ckpt.load_checkpoint(tmp_path / "ckpt-00000002.pt")["step"] == 2
+
+
+def test_a_full_disk_during_torch_save_is_said_as_such(tmp_path, monkeypatch):
+    """torch reports ENOSPC as "enforce fail ... unexpected pos": we say the disk is full."""
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    from ground.errors import describe_os_error
+
+    def full(obj, f):
+        f.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(torch, "save", full)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 << 30, 10 << 30, 4096))
+    path = tmp_path / "ckpt-00000001.pt"
+    with pytest.raises(OSError) as caught:
+        ckpt.save_checkpoint(path, {"format_version": 1, "step": 1, "phase": 1, "model": {}})
+    assert caught.value.errno == errno.ENOSPC
+    assert (
+        describe_os_error(caught.value) == f"{path}: no space left on the device (the disk is full)"
+    )
+    assert list(tmp_path.iterdir()) == []  # no temp file, no sidecar left
