@@ -188,7 +188,13 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         print(f"checkpoint {path}: no .sha256 sidecar, loaded unverified", file=sys.stderr)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e):  # not a pickled object: garbage bytes
+            found = re.search(r"Unpickler error:\s*(.+)", str(e))
+            why = found.group(1).strip() if found else ""
+            raise UserError(
+                f"checkpoint {path}: corrupt or not a checkpoint ({why or 'unreadable'})"
+            ) from None
         # torch's message goes on to suggest weights_only=False: never for a file we did not
         # write; say what was refused and stop there.
         raise UserError(
