@@ -126,6 +126,15 @@ def iter_rows(
             yield from batch.to_pylist()
 
 
+def column_names(path: str) -> list[str] | None:
+    """The column names of a Parquet file (its footer only), or None if it is not Parquet."""
+    with fs.open_read(path) as f:
+        try:
+            return list(pq.ParquetFile(f).schema_arrow.names)
+        except (pa.ArrowInvalid, OSError):
+            return None
+
+
 def iter_documents(path: str) -> Iterator[Document]:
     """Yield the :class:`Document` rows of a documents Parquet file."""
     for row in iter_rows(path):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ground.errors import UserError
 from pipeline.common import beam_runner, fs, run_report
 from pipeline.common.file_stage import input_files as stage_files
+from pipeline.common.parquet_io import column_names
 from pipeline.instances import finish
 from pipeline.instances.plan import CHARS_PER_TOKEN, num_groups
 from pipeline.instances.transforms import BuildShards
@@ -121,6 +122,8 @@ def input_files(args: InstancesOptions, run_dir: str) -> tuple[list[str], int, s
     if args.input:
         found = {f.path: f for p in args.input for f in fs.expand(p)}
         files = sorted(found)
+        for path in files:
+            _check_sentences_file(path)
         rel = classic_relpaths(found)
         sizes = [(rel[p], found[p].size) for p in files]
         est = int(sum(s for _, s in sizes) / CHARS_PER_TOKEN)
@@ -133,6 +136,27 @@ def input_files(args: InstancesOptions, run_dir: str) -> tuple[list[str], int, s
     if chars is None:
         chars = sum(size for _, size in sizes) * 3
     return files, int(chars / CHARS_PER_TOKEN), _fingerprint(sizes), {}
+
+
+def _check_sentences_file(path: str) -> None:
+    """A Parquet ``--input`` must be a sentences file (``id``, ``paragraphs``): say what it is
+    in the launcher, not with a KeyError inside a worker."""
+    if not path.endswith(".parquet"):
+        return
+    names = column_names(path)
+    if names is None:
+        raise UserError(f"--input {path}: not a readable Parquet file")
+    missing = [c for c in ("id", "paragraphs") if c not in names]
+    if missing:
+        kind = (
+            "a documents file (RUN/docs: run bertprep segment on it first)"
+            if "text" in names
+            else "not a sentences file"
+        )
+        raise UserError(
+            f"--input {path}: columns {names} lack {missing}: {kind}; instances reads "
+            "RUN/sentences/*.parquet or classic one-sentence-per-line text"
+        )
 
 
 def _fingerprint(named_sizes: list[tuple[str, int]]) -> str:

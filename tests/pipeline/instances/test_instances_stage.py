@@ -263,6 +263,11 @@ def test_bad_inputs_are_clear_errors(sentences_run, corpus_dir, tmp_path, capsys
     assert bertprep(base + ["--vocab", vocab, "--gzip-level", "99"]) == 2
     assert "--gzip-level must be 0..9, got 99" in capsys.readouterr().err
     assert not (run / "tmp" / "tokens").exists()  # refused before tokenizing
+    docs = sorted((run / "docs").glob("*.parquet"))
+    assert docs  # RUN/docs given where sentences are expected: said, not a KeyError in a worker
+    assert bertprep(base + ["--vocab", vocab, "--input", str(docs[0]), "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a documents file (RUN/docs: run bertprep segment" in err[0], err
     assert bertprep(base + ["--vocab", vocab, "--num-shards", "1000000", "--overwrite"]) == 2
     assert "cannot fill" in capsys.readouterr().err
     assert bertprep(base) == 2  # no RUN/vocab and no --vocab
