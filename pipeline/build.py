@@ -93,6 +93,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                     "than this build's; pass --overwrite to redo the build (or use a new --output)"
                 )
             print(f"build: {name} already complete, skipped", file=sys.stderr)
+            for sub in (done_dir, "rejected") if name == "extract" else (done_dir,):
+                fs.delete(fs.stale_temps(fs.join(run_dir, sub)))  # an interrupted run's
             continue
         stage_args = argparse.Namespace(**vars(args))
         stage_args.overwrite = args.overwrite or upstream_ran

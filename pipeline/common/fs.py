@@ -142,6 +142,21 @@ def list_files(pattern: str) -> list[str]:
     return sorted(m.path for m in result[0].metadata_list)
 
 
+def stale_temps(directory: str) -> list[str]:
+    """Temp files an interrupted write left in ``directory`` (``.NAME.*.tmp`` of
+    :mod:`ground.atomic`, ``.NAME.tmp-*`` of this module): hidden, so ``*`` never lists them,
+    and a stage that clears its output directory must delete them too."""
+    pattern = join(directory, ".*.tmp*")
+    if "://" not in pattern:
+        return sorted(p for p in _glob.glob(pattern) if os.path.isfile(p))
+    return [p for p in list_files(pattern) if split_name(p).startswith(".")]
+
+
+def split_name(path: str) -> str:
+    """The last component of ``path``."""
+    return FileSystems.split(path)[1]
+
+
 def delete(paths: list[str]) -> None:
     """Delete files that exist; missing ones are ignored."""
     present = [p for p in paths if exists(p)]

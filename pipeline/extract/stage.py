@@ -76,7 +76,7 @@ def clear_outputs(run_dir: str) -> None:
     """Remove a previous extraction's files so no stale unit survives a rerun."""
     stale = []
     for sub in ("docs", "rejected", "tmp/extract"):
-        stale += fs.list_files(fs.join(run_dir, sub, "*"))
+        stale += fs.list_files(fs.join(run_dir, sub, "*")) + fs.stale_temps(fs.join(run_dir, sub))
     fs.delete(stale)
 
 

@@ -87,9 +87,10 @@ def prepare_phase_dirs(run_dir, configs, build: dict, tokens, lowercase, strip, 
                 f"{out} holds shards of another configuration; pass --overwrite to replace them"
             )
         if same and fs.exists(fs.join(out, DONE_MARKER)):
+            fs.delete(fs.stale_temps(out))  # a complete phase keeps its shards, not orphans
             continue
         if not same:
-            fs.delete(fs.list_files(fs.join(out, "*")))
+            fs.delete(fs.list_files(fs.join(out, "*")) + fs.stale_temps(out))
         fs.makedirs(out)
         fs.write_bytes(fs.join(out, "vocab.txt"), vocab_txt_bytes(tokens))
         tok_json = build_tokenizer(tokens, lowercase, strip).to_str(pretty=True) + "\n"
@@ -148,6 +149,7 @@ def finish(run_dir: str, configs, build: dict, world_size: int | None) -> dict:
             "stats": stats,
             **({"warning": warning} if warning else {}),
         }
+        fs.delete(fs.stale_temps(out))  # left by an interrupted earlier run; nothing writes now
         fs.write_bytes(fs.join(out, DONE_MARKER), b"")
     for sub in ("tokens", "buckets"):
         fs.delete(fs.list_files(fs.join(run_dir, "tmp", sub, "**")))

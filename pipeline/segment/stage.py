@@ -89,7 +89,8 @@ def run_segment(opts: SegmentOptions, run_dir: str, overwrite: bool, extra: list
     docs = input_files(run_dir, "docs", "documents")
     params = resolve_params(opts, run_dir, docs)
     if not beam_runner.is_dry_run(extra):  # a dry run changes nothing
-        fs.delete(fs.list_files(fs.join(run_dir, "sentences", "*")))
+        sentences = fs.join(run_dir, "sentences")
+        fs.delete(fs.list_files(fs.join(sentences, "*")) + fs.stale_temps(sentences))
         fs.makedirs(fs.join(run_dir, "sentences"))
         fs.makedirs(fs.join(run_dir, "report"))
     report_path = fs.join(run_dir, "report", "segment.json")

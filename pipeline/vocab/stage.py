@@ -92,6 +92,7 @@ def run_vocab(opts: VocabOptions, run_dir: str, overwrite: bool, extra: list[str
     vocab_rep.update(_quality(run_dir, tokens, lowercase, strip, counts or {}))
     _publish(out_dir, tokens, lowercase, strip, counts, vocab_rep)
     run_report.update_run_report(run_dir, "vocab", vocab_rep)
+    fs.delete(fs.stale_temps(out_dir))  # left by an interrupted earlier run
     fs.write_bytes(marker, b"")
     return vocab_rep
 

@@ -114,3 +114,27 @@ def test_a_rerun_stage_makes_later_stages_run_again(two_books, reference, tmp_pa
     # the instances stage compares its inputs itself: the same sentences, nothing to redo
     assert "instances: every phase is already complete" in err
     assert _shards(run) == _shards(reference)
+
+
+def test_temp_files_of_an_interrupted_run_do_not_survive_a_rerun(tmp_path, two_books):
+    """A killed write leaves a hidden temp file (``*`` never lists it); the rerun removes it."""
+    run = tmp_path / "run"
+    args = ["build", "--books", str(two_books), "--output", str(run), "--vocab-size", "2000"]
+    args += ["--max-seq-length", "128", "--dupe-factor", "1"]
+    assert bertprep(args) == 0
+    orphans = [
+        run / "docs" / ".x.parquet.tmp-0123456789ab",
+        run / "sentences" / ".y.parquet.abcdef.tmp",
+        run / "vocab" / ".vocab.txt.abcdef.tmp",
+        run / "seq128" / ".shard_training_00000.hdf5.abcdef.tmp",
+    ]
+    for p in orphans:
+        p.write_bytes(b"half a file")
+    assert bertprep(args) == 0  # every stage complete: skipped, and its orphans removed
+    left = [p.name for p in orphans if p.exists()]
+    assert left == [], left
+    for p in orphans:
+        p.write_bytes(b"half a file")
+    assert bertprep(args + ["--overwrite"]) == 0  # every stage redone: the same
+    left = [p.name for p in orphans if p.exists()]
+    assert left == [], left
