@@ -243,7 +243,26 @@ def open_whole(fileobj: BinaryIO) -> KeepBeforeCut:
     already decompressed (up to ``n`` bytes: the XML reader's 1 MiB), so complete pages before
     the cut were lost uncounted.
     """
-    return KeepBeforeCut(iter_streams(fileobj, None))
+    head = fileobj.read(3)
+    if not head:
+        return KeepBeforeCut(iter(()))  # empty: the XML reader reports "the file is empty"
+    if head != b"BZh":
+        return KeepBeforeCut(_raise(OSError(not_bz2(head))))
+    return KeepBeforeCut(iter_streams(Prepend(head, fileobj), None))
+
+
+def not_bz2(head: bytes) -> str:
+    """What a file named ``.bz2`` holds instead, from its first bytes."""
+    if head[:2] == b"\x1f\x8b":
+        return "gzip data, not bz2 (a .gz file named .bz2?)"
+    if head.lstrip()[:1] == b"<":
+        return "uncompressed XML, not bz2 (name it .xml)"
+    return f"not bz2 data (it starts with {head!r})"
+
+
+def _raise(exc: BaseException) -> Iterator[bytes]:
+    raise exc
+    yield b""  # a generator: the error comes at the first read, as a cut
 
 
 class KeepBeforeCut:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import gzip
 import io
 from pathlib import Path
 
@@ -55,3 +56,29 @@ def test_corrupt_data_raises_after_the_good_bytes():
     assert reader.read(10_000) == b"x" * 5000
     with pytest.raises(OSError):
         reader.read(10)
+
+
+@pytest.mark.parametrize(
+    "data, cause",
+    [
+        (gzip.compress(b"<mediawiki></mediawiki>"), "gzip data, not bz2"),
+        (b"<mediawiki>\n</mediawiki>\n", "uncompressed XML, not bz2"),
+        (b"\x00\x01\x02garbage", "not bz2 data"),
+    ],
+)
+def test_a_file_named_bz2_that_is_not_says_what_it_is(tmp_path, data, cause):
+    path = tmp_path / "dump.xml.bz2"
+    path.write_bytes(data)
+    with open(path, "rb") as raw:
+        result = extract_wikipedia(open_whole(raw), "dump.xml.bz2", WikiOptions())
+        assert list(result) == []
+    assert result.cut is not None and cause in result.cut.detail
+
+
+def test_an_empty_bz2_is_reported_as_empty(tmp_path):
+    path = tmp_path / "empty.xml.bz2"
+    path.write_bytes(b"")
+    with open(path, "rb") as raw:
+        result = extract_wikipedia(open_whole(raw), "empty.xml.bz2", WikiOptions())
+        assert list(result) == []
+    assert result.cut is not None and "empty" in result.cut.detail
