@@ -73,7 +73,7 @@ class Run:
             self.loader.load_state_dict(self._saved["sampler"])
         if self._saved is not None and self._saved.get("rng") is not None:
             ckpt.set_rng_state(self._saved["rng"])
-        self._saved = None
+        self._saved = self._loaded = None
         self.net = self._wrap(self.model)
 
     # ---- construction -------------------------------------------------------------------
@@ -83,7 +83,7 @@ class Run:
         if a.config:
             cfg = BertConfig.from_json(a.config)
         elif a.model is None and self._continued() is not None:
-            cfg = BertConfig.from_dict(ckpt.load_checkpoint(self._continued())["config"]["model"])
+            cfg = BertConfig.from_dict(self._load(self._continued())["config"]["model"])
         else:
             cfg = preset(a.model or "base", vocab_size=self.shards.vocab_size or 30522)
         return cfg
@@ -96,6 +96,14 @@ class Run:
         which LAMB skips (no moments, no weight decay)."""
         for module in (self.model.bert.pooler, self.model.cls.seq_relationship):
             module.requires_grad_(False)
+
+    def _load(self, path):
+        """A checkpoint, read (and its checksum verified) once even when both the model config
+        and the restore need it; the cache is dropped at the end of ``__init__``."""
+        cached = getattr(self, "_loaded", None)
+        if cached is None or cached[0] != Path(path):
+            self._loaded = (Path(path), ckpt.load_checkpoint(path))
+        return self._loaded[1]
 
     def _continued(self):
         """The checkpoint this run continues (--resume's latest, else --init-from), or None."""
@@ -147,7 +155,7 @@ class Run:
                 if a.init_from is None:
                     raise UserError(f"--resume: no checkpoint in {self.output / 'checkpoints'}")
             else:
-                state = ckpt.load_checkpoint(path)
+                state = self._load(path)
                 if _family(state) != _family(self.c.schedule()):
                     raise UserError(
                         f"{path} was trained with {_family(state)}; resume it with "
@@ -165,7 +173,7 @@ class Run:
                 self.step, self._saved = state["step"], state
                 return
         if a.init_from:
-            state = ckpt.load_checkpoint(a.init_from)
+            state = self._load(a.init_from)
             self._load_weights(state, a.init_from)
             if state.get("optimizer") and _family(state) != _family(self.c.schedule()):
                 print(
