@@ -1,6 +1,7 @@
 """Errors shared by every stage."""
 
 import errno
+import os
 
 
 class UserError(Exception):
@@ -38,5 +39,7 @@ def describe_os_error(exc: OSError) -> str:
     are the user's to fix, not a bug of ours.
     """
     why = _WHY.get(exc.errno) or exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno == errno.EEXIST and exc.filename and os.path.isfile(exc.filename):
+        why = "it is a file, a directory was expected"  # mkdir over a file
     where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
     return f"{where}: {why}" if where else why

@@ -18,6 +18,8 @@ Google-converted checkpoints (LayerNorm ``gamma``/``beta``, a stored decoder wei
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import torch
@@ -228,3 +230,22 @@ def tokenizer_config_dict(normalizer: dict, max_length: int) -> dict:
 def json_bytes(obj: dict) -> bytes:
     """Deterministic indented JSON (sorted keys, final newline)."""
     return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def save_safetensors(tensors: dict, path: Path, metadata: dict, shown: Path) -> None:
+    """``safetensors.torch.save_file`` with its I/O failures raised as the :class:`OSError`
+    they are (the library reports a full disk as ``SafetensorError: ... I/O error: No space
+    left on device (os error 28)``), naming ``shown`` (the directory the user asked for, not
+    the temp file), so the commands print one line such as "OUT: no space left on the device".
+    """
+    from safetensors import SafetensorError  # safetensors: only the paths that write weights
+    from safetensors.torch import save_file  # (the same)
+
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as exc:
+        code = re.search(r"os error (\d+)|code: (\d+)", str(exc))
+        if code is None:
+            raise
+        errno_ = int(code.group(1) or code.group(2))
+        raise OSError(errno_, os.strerror(errno_), str(shown)) from None

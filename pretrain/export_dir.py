@@ -57,10 +57,6 @@ def export(ckpt_path, out_dir, vocab_dir=None, dtype="fp32", overwrite=False) ->
     Raises:
         UserError: missing/corrupt checkpoint, no or mismatched vocab, existing OUT_DIR.
     """
-    from safetensors.torch import (
-        save_file,  # safetensors: only the paths that read or write weights
-    )
-
     ckpt = resolve_checkpoint(ckpt_path)
     state = load_checkpoint(ckpt)
     config = state.get("config") or {}
@@ -82,7 +78,7 @@ def export(ckpt_path, out_dir, vocab_dir=None, dtype="fp32", overwrite=False) ->
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"{out} exists and is not empty (pass --overwrite to replace it)")
     with atomic_dir(out) as tmp:
-        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        ex.save_safetensors(tensors, tmp / "model.safetensors", {"format": "pt"}, out)
         files = {
             "config.json": ex.json_bytes(ex.hf_config_dict(cfg, dtype)),
             "vocab.txt": "".join(t + "\n" for t in tokens).encode("utf-8"),

@@ -26,6 +26,7 @@ from ground.atomic import atomic_dir
 from ground.errors import UserError
 from pretrain.checkpoint import load_checkpoint
 from pretrain.config import BertConfig
+from pretrain.export import save_safetensors
 from pretrain.finetune_data import Encoded
 from pretrain.model import BertModel, pad_vocab, strip_vocab_padding
 
@@ -312,10 +313,6 @@ def save_classifier(
     ``Path`` to copy, or to a ``str`` holding the file's text (e.g. a generated ``vocab.txt``).
     Vocabulary padding rows are dropped; tensors are float32 as trained.
     """
-    from safetensors.torch import (
-        save_file,  # safetensors: only the paths that read or write weights
-    )
-
     cfg, out_dir = model.config, Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     hf = {k: v for k, v in cfg.to_dict().items() if k != "vocab_pad_multiple"}
@@ -332,7 +329,7 @@ def save_classifier(
     state = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     with atomic_dir(out_dir) as tmp:
         (tmp / "config.json").write_text(json.dumps(hf, indent=2, sort_keys=True) + "\n")
-        save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
+        save_safetensors(state, tmp / "model.safetensors", {"format": "pt"}, out_dir)
         for name, src in sorted(tokenizer_files.items()):
             if isinstance(src, Path):
                 shutil.copyfile(src, tmp / name)

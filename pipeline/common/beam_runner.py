@@ -9,6 +9,7 @@ runner (``DataflowRunner``, ``BundleBasedDirectRunner``, ...) is used as given.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 
@@ -68,8 +69,22 @@ def run(build: Callable, beam_args: list[str]):
     options = pipeline_options(beam_args)
     p = beam.Pipeline(options=options)
     build(p)
-    result = p.run()
-    result.wait_until_finish()
+    quiet = [logging.getLogger(name) for name in _WORKER_ERROR_LOGGERS]
+    levels = [log.level for log in quiet]
+    for log in quiet:  # a worker's failure is raised below: as one line, or with its traceback
+        log.setLevel(logging.CRITICAL)
+    try:
+        result = p.run()
+        result.wait_until_finish()
+    except Exception as exc:
+        cause = worker_cause(exc)
+        if cause is None:
+            raise
+        raise cause from None
+    finally:
+        for log, level in zip(quiet, levels):
+            log.setLevel(level)
+
     if options.view_as(TestOptions).dry_run:
         runner = options.view_as(StandardOptions).runner
         job = getattr(result, "job", None)
@@ -77,6 +92,37 @@ def run(build: Callable, beam_args: list[str]):
         size = f" ({len(proto.components.transforms)} transforms)" if proto is not None else ""
         raise DryRun(f"dry run: {runner} translated the job{size}; nothing ran or was written")
     return result
+
+
+# Where Beam logs a DoFn's exception (in process; relayed from worker processes) before the
+# runner raises it: the same failure, said twice, the first time as a traceback.
+_WORKER_ERROR_LOGGERS = (
+    "apache_beam.runners.common",
+    "apache_beam.runners.worker.sdk_worker",
+    "apache_beam.runners.portability.local_job_service",
+)
+_OS_ERROR = re.compile(r"(?:OSError|\w+Error): \[Errno (\d+)\] ([^:\n]+)(?:: '([^'\n]*)')?")
+_USER_ERROR = re.compile(r"(?:ground\.errors\.)?UserError: ([^\n]+)")
+
+
+def worker_cause(exc: BaseException) -> BaseException | None:
+    """The OSError (a full disk, a read-only output) or UserError that a worker raised, out of
+    the RuntimeError the runner wraps it in; ``None`` for anything else (a bug: its traceback
+    stays). In-process runners chain the original; worker processes only send its text."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, (OSError, UserError)):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    user = _USER_ERROR.findall(text)
+    if user:
+        return UserError(user[-1])
+    found = _OS_ERROR.findall(text)
+    if found:
+        code, why, path = found[-1]
+        return OSError(int(code), why, path or None)
+    return None
 
 
 def _validate(opts: PipelineOptions, runner_name: str) -> None:

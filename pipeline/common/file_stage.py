@@ -53,13 +53,24 @@ class PerFile(beam.PTransform):
         )
 
 
-def input_files(run_dir: str, sub: str, what: str) -> list[str]:
-    """Sorted ``RUN/<sub>/*.parquet``; a clear error naming the stage to run first."""
+# Which stage writes each run subdirectory: named in the errors below.
+MADE_BY = {"docs": "bertprep extract", "sentences": "bertprep segment"}
 
-    files = fs.list_files(fs.join(run_dir, sub, "*.parquet"))
+
+def input_files(run_dir: str, sub: str, what: str) -> list[str]:
+    """Sorted ``RUN/<sub>/*.parquet`` of a finished stage; a clear error naming the stage to
+    run first when there are none, or when the stage that writes them did not finish (no
+    ``_SUCCESS``: an interrupted or failed run's files are never read as if complete)."""
+
+    directory = fs.join(run_dir, sub)
+    made_by = MADE_BY.get(sub, "the stage that makes them")
+    files = fs.list_files(fs.join(directory, "*.parquet"))
     if not files:
+        raise UserError(f"no {what} in {directory}: run {made_by} first")
+    if not fs.exists(fs.join(directory, run_report.DONE_MARKER)):
         raise UserError(
-            f"no {what} in {fs.join(run_dir, sub)}: run the stage that makes them first"
+            f"{directory} is incomplete (no {run_report.DONE_MARKER}): {made_by} did not "
+            "finish; run it again"
         )
     return files
 

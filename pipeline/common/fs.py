@@ -17,6 +17,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -102,9 +103,17 @@ def _is_remote_prefix(path: str, directory_glob: str | None) -> bool:
 
 
 def open_read(path: str):
-    """Open ``path`` for binary reading, raw bytes (no implicit decompression)."""
+    """Open ``path`` for binary reading, raw bytes (no implicit decompression).
+
+    Raises:
+        OSError: as the filesystem raised it (permission denied, a missing file): callers that
+            read inputs count such a file, and the commands print it as one line.
+        UserError: any other failure (an unknown scheme, no credentials), as one line.
+    """
     try:
         return FileSystems.open(path, compression_type=_RAW)
+    except OSError:
+        raise
     except Exception as exc:
         raise UserError(f"cannot open {path}: {exc}") from None
 
@@ -187,8 +196,12 @@ def publish_local(local_path: str, path: str) -> None:
     and publish it with this function.
     """
     if "://" not in path:
-        with atomic.atomic_path(path) as tmp:
-            shutil.move(local_path, tmp)
+        try:
+            with atomic.atomic_path(path) as tmp:
+                shutil.move(local_path, tmp)
+        except BaseException:
+            Path(local_path).unlink(missing_ok=True)  # a full disk must not leave it in /tmp
+            raise
         return
     tmp = _tmp_name(path)
     with open(local_path, "rb") as src, FileSystems.create(tmp, compression_type=_RAW) as out:

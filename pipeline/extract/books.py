@@ -142,7 +142,7 @@ def read_book(raw: bytes, relpath: str, options: BookOptions = BookOptions()) ->
         return BookResult(Dropped(ident, BOOKS, relpath, title, REJECTED, reason, detail), stats)
 
     if len(raw) > options.max_bytes:
-        return drop("too_large", f"{len(raw)} bytes > {options.max_bytes}", BookStats(None, None))
+        return drop("too_large", f"more than {options.max_bytes} bytes", BookStats(None, None))
     if not raw.strip():
         return drop("empty", f"{len(raw)} bytes, no text", BookStats(None, None))
     try:

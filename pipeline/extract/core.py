@@ -13,8 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from ground.errors import describe_os_error
 from pipeline.common import fs, run_report, textnorm
-from pipeline.common.records import BOOKS, CORPUS, REJECTED, WIKIPEDIA, Document, Dropped
+from pipeline.common.records import (
+    BOOKS,
+    CORPUS,
+    REJECTED,
+    WIKIPEDIA,
+    Document,
+    Dropped,
+    doc_id,
+)
 from pipeline.extract import books, corpora
 from pipeline.extract.units import Unit
 from pipeline.extract.wiki import bz2streams
@@ -110,13 +119,38 @@ def extract_unit(
 
 def _read_unit(unit, options, stats, wiki) -> Iterator[Document | Dropped]:
     if unit.source == WIKIPEDIA:
-        yield from _read_wikipedia(unit, options, stats, wiki)
+        records = _read_wikipedia(unit, options, stats, wiki)
     elif unit.source == BOOKS:
-        yield from _read_book(unit, options, stats)
+        records = _read_book(unit, options, stats)
     elif unit.source == CORPUS:
-        yield from _read_corpus(unit, options, stats)
+        records = _read_corpus(unit, options, stats)
     else:
         raise ValueError(f"unknown source {unit.source!r}")
+    n = 0
+    try:
+        for rec in records:
+            n += 1
+            yield rec
+    except OSError as exc:
+        # The input cannot be opened or read (permission denied, deleted since planning, an
+        # I/O error): one counted rejection for the rest of the file, the run goes on. Only
+        # reading happens in here (the caller writes), so this never hides a full output disk.
+        yield unreadable(unit, n, exc)
+
+
+def unreadable(unit: Unit, records_before: int, exc: OSError) -> Dropped:
+    """The rejection standing for what could not be read of ``unit`` after ``records_before``
+    records (its id is keyed on that count, so it is unique within the file)."""
+    where = "" if records_before == 0 else f" after {records_before} records"
+    return Dropped(
+        doc_id(unit.source, unit.relpath, f"unreadable:{records_before}"),
+        unit.source,
+        unit.relpath,
+        "",
+        REJECTED,
+        "unreadable",
+        f"cannot read the file{where}: {describe_os_error(exc)}",
+    )
 
 
 def unit_templates(unit: Unit, options: ExtractOptions) -> tuple[Templates, str]:
@@ -148,6 +182,9 @@ def _read_wikipedia(unit: Unit, options: ExtractOptions, stats: dict, wiki: Wiki
         stream = _wiki_stream(unit, raw)
         result = wikipedia.extract_wikipedia(stream, unit.relpath, wiki_opts, templates)
         yield from result
+        removed = result.summary.removed_control_bytes if result.summary else 0
+        if removed:
+            run_report.note(stats, "xml_control_bytes_removed", removed)
         cut = getattr(result, "cut", None)
         if cut:
             detail = f"{cut.reason} after {cut.pages_before} complete pages: {cut.detail}"
@@ -165,11 +202,11 @@ def _wiki_stream(unit: Unit, raw):
 
 def _read_book(unit: Unit, options: ExtractOptions, stats: dict):
 
+    book_options = books.BookOptions(keep_headings=options.keep_headings)
     with fs.open_read(unit.path) as f:
-        raw = f.read()
-    rec, book_stats = books.book_document(
-        raw, unit.relpath, books.BookOptions(keep_headings=options.keep_headings)
-    )
+        # One byte past the cap tells a too-large file without holding the whole of it.
+        raw = f.read(book_options.max_bytes + 1)
+    rec, book_stats = books.book_document(raw, unit.relpath, book_options)
     for key, n in book_stats.items():
         if n:
             run_report.note(stats, key, int(n))
@@ -178,17 +215,22 @@ def _read_book(unit: Unit, options: ExtractOptions, stats: dict):
 
 def _read_corpus(unit: Unit, options: ExtractOptions, stats: dict):
 
-    corpus_opts = corpora.CorpusOptions(
+    with fs.open_read(unit.path) as f:
+        yield from corpora.iter_corpus(f, unit.relpath, corpus_options(options))
+
+
+def corpus_options(options: ExtractOptions) -> corpora.CorpusOptions:
+    """The corpus readers' options of an extraction."""
+    return corpora.CorpusOptions(
         text_field=options.text_field, title_field=options.title_field, text_mode=options.text_mode
     )
-    with fs.open_read(unit.path) as f:
-        yield from corpora.iter_corpus(f, unit.relpath, corpus_opts)
 
 
 __all__ = [
     "ExtractOptions",
     "WikiContext",
     "apply_filters",
+    "corpus_options",
     "parse_dump_date",
     "extract_unit",
     "text_hash",

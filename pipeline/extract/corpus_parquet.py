@@ -36,6 +36,46 @@ def _readable_seekable(stream: BinaryIO, stack: ExitStack) -> BinaryIO:
     return spool  # type: ignore[return-value]
 
 
+def columns_to_read(schema, relpath: str, options) -> list[str]:
+    """The columns to read from a file of this Arrow ``schema``: the text column, then the
+    title and id columns it has (optional, like the JSON fields: absent means no title).
+
+    Raises:
+        UserError: no text column, or one that holds neither strings nor bytes.
+    """
+    import pyarrow as pa  # pyarrow: only Parquet corpora need it
+
+    if options.text_field not in schema.names:
+        raise UserError(
+            f"corpus file {relpath!r} has no column {options.text_field!r} "
+            f"(columns: {', '.join(schema.names)}); --text-field names the text column"
+        )
+    text_type = schema.field(options.text_field).type
+    if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
+        if not (pa.types.is_binary(text_type) or pa.types.is_large_binary(text_type)):
+            raise UserError(
+                f"corpus file {relpath!r}: column {options.text_field!r} is {text_type}, "
+                "not a string column"
+            )
+    optional = [f for f in (options.title_field, options.id_field) if f in schema.names]
+    return [options.text_field, *optional]
+
+
+def check_schema(stream: BinaryIO, relpath: str, options) -> None:
+    """:func:`columns_to_read`'s check from the file's footer alone, for the launcher to run
+    before any worker starts (a wrong ``--text-field`` is one line, not a failed pipeline).
+    A file that is not readable Parquet passes: the reader counts it as ``bad_file``."""
+    import pyarrow as pa  # pyarrow: only Parquet corpora need it
+    import pyarrow.parquet as pq  # (the same)
+
+    with ExitStack() as stack:
+        try:
+            schema = pq.ParquetFile(_readable_seekable(stream, stack)).schema_arrow
+        except (pa.ArrowException, ValueError, OSError):
+            return
+        columns_to_read(schema, relpath, options)
+
+
 def read_parquet(
     stream: BinaryIO, make: RecordMaker, stack: ExitStack
 ) -> Iterator[Document | Dropped]:
@@ -49,22 +89,7 @@ def read_parquet(
     except (pa.ArrowException, ValueError) as exc:
         yield make.drop("bad_file:0", "bad_file", f"not a readable Parquet file: {exc}")
         return
-    schema = pfile.schema_arrow
-    if options.text_field not in schema.names:
-        raise UserError(
-            f"corpus file {make.relpath!r} has no column {options.text_field!r} "
-            f"(columns: {', '.join(schema.names)})"
-        )
-    # Title and id columns are optional, like the JSON fields: absent means no title.
-    optional = [f for f in (options.title_field, options.id_field) if f in schema.names]
-    fields = [options.text_field, *optional]
-    text_type = schema.field(options.text_field).type
-    if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
-        if not (pa.types.is_binary(text_type) or pa.types.is_large_binary(text_type)):
-            raise UserError(
-                f"corpus file {make.relpath!r}: column {options.text_field!r} is {text_type}, "
-                "not a string column"
-            )
+    fields = columns_to_read(pfile.schema_arrow, make.relpath, options)
     columns = list(dict.fromkeys(fields))
     row = 0
     try:

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 from ground.errors import UserError
 from pipeline.common import beam_runner, fs, run_report
+from pipeline.common.records import CORPUS
 from pipeline.common.run_report import DONE_MARKER
-from pipeline.extract.core import ExtractOptions
+from pipeline.extract import corpora, corpus_parquet
+from pipeline.extract.core import ExtractOptions, corpus_options
 from pipeline.extract.transforms import ExtractDocuments
-from pipeline.extract.units import plan_units
+from pipeline.extract.units import Unit, plan_units
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ def run_extract(
         list(inputs.corpus),
         int(inputs.range_mb * (1 << 20)),
     )
+    check_inputs(units, options)
     if not beam_runner.is_dry_run(extra):  # a dry run changes nothing
         clear_outputs(run_dir)
         for sub in ("docs", "rejected", "report", "tmp/extract"):
@@ -68,8 +71,43 @@ def run_extract(
     stage = run_report.load_json(fs.join(run_dir, "report", "extract.json"))
     run_report.update_run_report(run_dir, "extract", stage)
     fs.delete(fs.list_files(fs.join(run_dir, "tmp", "extract", "*.parquet")))
+    if units and not stage.get("docs_out"):
+        # Nothing for the later stages to work on: stop here, naming why, rather than at
+        # instances with "0 instances cannot fill 1 shards". No marker: a rerun redoes it.
+        raise UserError(nothing_extracted(stage, len(units), run_dir))
     fs.write_bytes(marker, b"")
     return stage
+
+
+def check_inputs(units: list[Unit], options: ExtractOptions) -> None:
+    """What is wrong with the inputs as a whole, told before any worker starts (one line, not
+    a failed pipeline): a corpus file of unknown format, a Parquet corpus without the text
+    column (read from each file's footer). A file that cannot be read is not an error here:
+    the workers count it as ``unreadable`` and the run goes on."""
+    corpus_opts = corpus_options(options)
+    for unit in units:
+        if unit.source != CORPUS or corpora.corpus_format(unit.relpath)[0] != "parquet":
+            continue
+        try:
+            stream = fs.open_read(unit.path)
+        except OSError:
+            continue
+        with stream:
+            corpus_parquet.check_schema(stream, unit.relpath, corpus_opts)
+
+
+def nothing_extracted(stage: dict, n_units: int, run_dir: str) -> str:
+    """The one line saying why an extraction kept no document: the most frequent reasons and
+    the first cut inputs."""
+    reasons = {**stage.get("skipped", {}), **stage.get("rejected", {})}
+    top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:4]
+    why = [f"{n} {reason}" for reason, n in top]
+    why += [f"cut {c['path']}: {c['detail']}" for c in stage.get("cuts", [])[:3]]
+    return (
+        f"no document kept from {n_units} input unit(s) "
+        f"({'; '.join(why) or 'the inputs hold no record'}); "
+        f"counts in {run_dir}/report/extract.json"
+    )
 
 
 def clear_outputs(run_dir: str) -> None:

@@ -112,7 +112,7 @@ def scan_header(fileobj: BinaryIO, header_end: int) -> tuple[bytes, bool]:
     return bytes(text if cut < 0 else text[:cut]), False
 
 
-def open_range(fileobj: BinaryIO, start: int, end: int, header: bytes) -> io.BufferedReader:
+def open_range(fileobj: BinaryIO, start: int, end: int, header: bytes) -> KeepBeforeCut:
     """A binary reader of one range as a complete XML document.
 
     Yields ``header`` (from :func:`read_header`; skipped when ``start == 0`` since stream 0
@@ -120,11 +120,12 @@ def open_range(fileobj: BinaryIO, start: int, end: int, header: bytes) -> io.Buf
     the range holds it or ends at the end of the file (a cut file stays cut, so the parser
     reports it as it would for the whole file). Streams are decompressed one chunk at a time:
     memory stays near :data:`OUT_CHUNK` + :data:`READ_CHUNK` whatever the range size. A range
-    ending inside a stream raises EOFError after its data, like ``bz2.open``.
+    ending inside a stream (a truncated file) raises EOFError, like ``bz2.open``, but only
+    after every byte decompressed before the cut has been read (:class:`KeepBeforeCut`).
     """
     if not 0 <= start <= end:
         raise ValueError(f"bad range [{start}, {end})")
-    return io.BufferedReader(_IterRaw(_range_pieces(fileobj, start, end, header)), OUT_CHUNK)
+    return KeepBeforeCut(_range_pieces(fileobj, start, end, header))
 
 
 def _range_pieces(fileobj: BinaryIO, start: int, end: int, header: bytes) -> Iterator[bytes]:
@@ -133,12 +134,16 @@ def _range_pieces(fileobj: BinaryIO, start: int, end: int, header: bytes) -> Ite
     fileobj.seek(start)
     tail = b""  # last bytes seen, to find a </mediawiki> that spans two pieces
     seen_footer = False
+    started = False
     try:
         for piece in iter_streams(fileobj, end - start):
+            started = True
             seen_footer = seen_footer or FOOTER in tail + piece
             tail = piece[-len(FOOTER) :]
             yield piece
     except OSError as exc:
+        if started:  # corrupt data further in: a cut after the good bytes, not a bad index
+            raise
         raise UserError(
             f"bytes at offset {start} are not bz2 streams ({exc}): the index does not match "
             "the file"
@@ -190,28 +195,6 @@ def line_start(text: bytes | bytearray, pos: int) -> int:
     while i > 0 and text[i - 1] in b" \t":
         i -= 1
     return i if i == 0 or text[i - 1] == 0x0A else pos
-
-
-class _IterRaw(io.RawIOBase):
-    """A raw binary stream over an iterator of byte pieces."""
-
-    def __init__(self, pieces: Iterator[bytes]):
-        self._pieces = pieces
-        self._buf = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:  # b: a writable buffer (memoryview, bytearray)
-        while not self._buf:
-            piece = next(self._pieces, None)
-            if piece is None:
-                return 0
-            self._buf = memoryview(piece)
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
 
 
 class Prepend(io.RawIOBase):
@@ -275,6 +258,12 @@ class KeepBeforeCut:
         self._buf = bytearray()
         self._error: BaseException | None = None
         self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
 
     def read(self, n: int = -1) -> bytes:
         while not self._done and (n < 0 or len(self._buf) < n):

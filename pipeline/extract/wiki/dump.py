@@ -92,6 +92,7 @@ class WikiSummary:
     cut: xml_reader.Cut | None = None
     siteinfo: xml_reader.SiteInfo | None = None
     dump_date: str = ""  # ISO 8601, only when templates were expanded
+    removed_control_bytes: int = 0  # forbidden XML control bytes removed (see xml_reader)
 
     @property
     def complete(self) -> bool:
@@ -203,4 +204,5 @@ class WikiExtraction:
             cut=reader.cut,
             siteinfo=reader.siteinfo,
             dump_date=dump_date.isoformat() if dump_date else "",
+            removed_control_bytes=reader.removed_control_bytes,
         )

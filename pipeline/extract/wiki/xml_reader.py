@@ -17,6 +17,11 @@ Format facts the reader relies on:
 * A stream may end early (real dump parts are split after a ``</page>``, a download may be cut,
   a ``.bz2`` may be truncated) or contain garbage. Every complete page before the problem is
   yielded; the problem is recorded in :attr:`WikiXmlReader.cut` and never raised.
+* XML 1.0 forbids the C0 control characters other than tab, newline and carriage return, and
+  expat stops at the first one, which would lose every later page of the file. Dumps are UTF-8
+  (MediaWiki writes nothing else), where those bytes can only stand for those characters, so
+  they are removed before parsing and counted in :attr:`WikiXmlReader.removed_control_bytes`.
+  Not for UTF-16 input (detected from its first bytes), where such bytes are half a character.
 
 Dump date: ``<siteinfo>`` carries no date. The reader records the newest revision timestamp it
 has seen (:attr:`WikiXmlReader.max_timestamp`); :func:`dump_date_from_name` reads the date that
@@ -39,6 +44,8 @@ from xml.parsers import expat
 CHUNK_BYTES = 1 << 20  # bytes handed to expat per call: the reader's working set
 FIELD_MAX_CHARS = 1 << 16  # cap on small fields (title, ids, siteinfo) against hostile input
 DEFAULT_MAX_TEXT_BYTES = 4_000_000  # UTF-8 bytes of wikitext kept per page
+# Bytes of the C0 controls XML 1.0 forbids (all but \t \n \r), for bytes.translate.
+XML_FORBIDDEN_BYTES = bytes(b for b in range(0x20) if b not in (0x09, 0x0A, 0x0D))
 
 # Cut reasons.
 EMPTY = "empty"  # no byte at all
@@ -110,7 +117,8 @@ class WikiXmlReader:
     After (or during) iteration: :attr:`siteinfo` (``None`` without ``<siteinfo>``),
     :attr:`cut` (``None`` when the document ended properly), :attr:`pages` (complete pages
     yielded), :attr:`max_timestamp` (newest revision timestamp seen, ``""`` if none),
-    :attr:`bytes_read` (decompressed XML bytes consumed).
+    :attr:`bytes_read` (decompressed XML bytes consumed), :attr:`removed_control_bytes`
+    (forbidden control bytes removed before parsing; see the module doc).
     """
 
     def __init__(
@@ -127,6 +135,7 @@ class WikiXmlReader:
         self.pages = 0
         self.max_timestamp = ""
         self.bytes_read = 0
+        self.removed_control_bytes = 0
         self.root = ""  # local name of the root element; "mediawiki" for a real export
         self._started = False
 
@@ -270,6 +279,7 @@ class WikiXmlReader:
         self._page: dict | None = None
         self._rev: dict = {}
         self._buf: list[str] | None = None
+        filtering = True
         while True:
             try:
                 chunk = self._file.read(self._chunk)
@@ -279,8 +289,15 @@ class WikiXmlReader:
                 self._record_cut(READ_ERROR, f"{type(exc).__name__}: {exc}", None)
                 return
             final = not chunk
+            if self.bytes_read == 0 and chunk:
+                filtering = not _utf16(chunk)
+            if filtering and chunk:
+                clean = chunk.translate(None, XML_FORBIDDEN_BYTES)
+                self.removed_control_bytes += len(chunk) - len(clean)
+            else:
+                clean = chunk
             try:
-                parser.Parse(chunk, final)
+                parser.Parse(clean, final)
             except expat.ExpatError as exc:
                 yield from self._drain()
                 if final and self.bytes_read == 0:
@@ -299,6 +316,11 @@ class WikiXmlReader:
         for page in ready:
             self.pages += 1
             yield page
+
+
+def _utf16(head: bytes) -> bool:
+    """Whether a document starting with ``head`` is UTF-16 (a BOM, or ``<`` as two bytes)."""
+    return head[:2] in (b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<")
 
 
 def read_pages(fileobj: BinaryIO, max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES) -> Iterator[Page]:

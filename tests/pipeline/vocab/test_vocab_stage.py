@@ -122,12 +122,18 @@ def test_cased_accents_unused_and_alphabet_options(run):
 
 
 def test_empty_corpus_is_a_clear_error(tmp_path, capsys):
+    # Extract stops a run that kept no document, naming why; the later stages refuse it too
+    # (no _SUCCESS in RUN/docs), so no stage runs on nothing.
     corpus = tmp_path / "empty.jsonl"
     corpus.write_text('{"text": ""}\n')
     run = str(tmp_path / "run")
-    assert bertprep(["extract", "--corpus", str(corpus), "--output", run]) == 0
-    assert bertprep(["segment", "--output", run]) == 0
-    assert run_report.load_json(f"{run}/report.json")["segment"]["docs_out"] == 0
-    capsys.readouterr()
-    assert bertprep(["vocab", "--output", run]) == 2
-    assert "corpus is empty" in capsys.readouterr().err
+    assert bertprep(["extract", "--corpus", str(corpus), "--output", run]) == 2
+    err = capsys.readouterr().err
+    assert "no document kept from 1 input unit(s) (1 empty)" in err
+    assert "Traceback" not in err
+    assert run_report.load_json(f"{run}/report.json")["rejected"] == {"empty": 1}
+    assert not (tmp_path / "run" / "docs" / "_SUCCESS").exists()
+    for stage in ("segment", "vocab"):
+        assert bertprep([stage, "--output", run]) == 2
+        err = capsys.readouterr().err
+        assert "extract" in err and "Traceback" not in err
