@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bz2
 import hashlib
+import json
 import random
 import re
 
@@ -42,16 +43,45 @@ def original(rel: str) -> str:
     if rel == "corpus/finetune/glue-sst2-train-8k.tsv":
         return "glue/SST-2/train.tsv"
     rel = rel.removeprefix("corpus/").removeprefix("testdata/")
+    if rel.startswith("wikitext-en"):  # the json and bz2 forms come from the plain slices
+        return re.sub(r"^wikitext-en-(json|bz2)/", "wikitext-en/", rel).removesuffix(".bz2")
     if rel.startswith("books/gutenberg/"):
         return rel.removesuffix(".bz2")
     return re.sub(r"/train-first-\d+\.tsv$", "/train.tsv", rel)
+
+
+def wikiextractor_json(plain: bytes) -> bytes:
+    """``<doc>`` blocks as ``wikiextractor --json`` writes them (one object per line, the text
+    without the title line and the blank lines around it; no ``revid``: plain output has none)."""
+    out = []
+    doc = re.compile(rb'<doc id="([^"]*)" url="([^"]*)" title="([^\n]*)">\n(.*?)\n</doc>\n', re.S)
+    for m in doc.finditer(plain):
+        ident, url, title = (g.decode() for g in m.groups()[:3])
+        title_line, blank, *text, last = m[4].decode().split("\n")
+        assert (title_line, blank, last) == (title, "", ""), m[0][:200]
+        record = {"id": ident, "url": url, "title": title, "text": "\n".join(text)}
+        out.append(json.dumps(record).encode() + b"\n")
+    return b"".join(out)
+
+
+def is_slice(part: bytes, whole: bytes) -> bool:
+    """Whether ``part`` is a run of whole lines of ``whole``."""
+    at = whole.find(part)
+    return part.endswith(b"\n") and at >= 0 and (at == 0 or whole[at - 1 : at] == b"\n")
 
 
 @pytest.mark.shared
 def test_bundled_copies_are_the_shared_files(shared_dir):
     for rel in attributed():
         bundled, source = (ROOT / rel).read_bytes(), (shared_dir / original(rel)).read_bytes()
-        if rel.endswith(".txt.bz2"):  # a book compressed for the repo
+        if "/wikitext-en" in rel:  # a slice of WikiExtractor output, as is, bz2 or --json
+            plain = ROOT / rel.replace("-bz2/", "/").replace("-json/", "/").removesuffix(".bz2")
+            assert is_slice(plain.read_bytes(), source), rel
+            if rel.endswith(".bz2"):
+                assert bz2.decompress(bundled) == plain.read_bytes(), rel
+            elif "-json/" in rel:
+                assert bundled == wikiextractor_json(plain.read_bytes()), rel
+        elif rel.endswith(".txt.bz2"):  # a book compressed for the repo
             assert bz2.decompress(bundled) == source, rel
         elif m := re.search(r"/train-first-(\d+)\.tsv$", rel):  # the header and first N rows
             assert (

@@ -4,7 +4,9 @@ Inputs (each repeatable, paths or globs on any Beam filesystem, gs:// included):
   --wikipedia  MediaWiki XML exports, .xml or .xml.bz2 (multistream dumps with an index beside
                them are split into byte ranges, one worker each)
   --books      directories of .txt books (one book = one document) or globs
-  --corpus     JSONL (.jsonl/.json/.ndjson, optionally .gz/.zst), Parquet, or plain text
+  --corpus     JSONL (.jsonl/.json/.ndjson, optionally .gz/.zst/.bz2), Parquet, plain text, or
+               WikiExtractor output (AA/wiki_00 files, plain <doc> or --json, optionally .bz2);
+               a directory means every file under it, at any depth
 
 Writes RUN/docs/*.parquet, RUN/rejected/*.parquet (every dropped document with its reason),
 RUN/report/extract.json and the extraction counts at the top of RUN/report.json.
@@ -41,7 +43,8 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PATH_OR_GLOB",
-        help="JSONL/Parquet/text corpus files; repeatable",
+        help="JSONL/Parquet/text corpus files, or WikiExtractor output (a directory: every "
+        "file under it); repeatable",
     )
     e = parser.add_argument_group("extraction")
     e.add_argument(

@@ -1,29 +1,34 @@
-"""Users' own corpora: JSON Lines, Parquet and plain text -> Documents.
+"""Users' own corpora: JSON Lines, Parquet, plain text and WikiExtractor output -> Documents.
 
 :func:`iter_corpus` reads one file and yields one :class:`~pipeline.common.records.Document` or
 :class:`~pipeline.common.records.Dropped` per record, so ``records in == docs + dropped`` for every
 file. The format comes from the extension of ``relpath``:
 
-- ``.jsonl``, ``.ndjson``, ``.json`` (plus ``.gz`` or ``.zst``): one JSON object per line,
-  text in ``text_field``;
+- ``.jsonl``, ``.ndjson``, ``.json`` (plus ``.gz``, ``.zst`` or ``.bz2``): one JSON object per
+  line, text in ``text_field``;
 - ``.parquet``: one row per record, text in column ``text_field``;
-- ``.txt``, ``.text`` (plus ``.gz`` or ``.zst``): mode ``line``, one document per line; mode
-  ``blank``, documents separated by blank lines, one line per paragraph (the BERT pretraining
-  text format).
+- ``.txt``, ``.text`` (plus ``.gz``, ``.zst`` or ``.bz2``): mode ``line``, one document per line;
+  mode ``blank``, documents separated by blank lines, one line per paragraph (the BERT
+  pretraining text format);
+- no extension (plus ``.bz2``...), as WikiExtractor names its files (``AA/wiki_00``,
+  ``wiki_00.bz2`` with ``--compress``): format ``sniff``, decided by the first line of the file
+  (:mod:`pipeline.extract.corpus_wikiextractor`); a ``.txt`` file that opens with a
+  ``<doc ...>`` line is WikiExtractor output too.
 
 Record keys (the id rule in :func:`pipeline.common.records.doc_id`): the 0-based line number for
 JSON Lines and ``line`` text, the line number of the first line for ``blank`` text, the 0-based
-row for Parquet. A broken record is a counted ``bad_record``, never a crash; a file that
-cannot be decompressed or parsed past some point yields one ``bad_file`` for the rest.
-Configuration mistakes (unknown extension, missing Parquet column) raise
-:class:`~ground.errors.UserError`.
+row for Parquet, the ``id`` attribute for WikiExtractor output. A broken record is a counted
+``bad_record``, never a crash; a file that cannot be decompressed or parsed past some point
+yields one ``bad_file`` for the rest. Configuration mistakes (unknown extension, missing Parquet
+column) raise :class:`~ground.errors.UserError`.
 
 Memory is bounded: text is read in chunks, a record longer than ``max_record_bytes`` is
 skipped as ``too_large`` without being held, and Parquet is read in record batches.
 
 This module holds the options, the format rule, :class:`RecordMaker` (ids, titles, the text
 model) and the dispatch; the readers are :mod:`pipeline.extract.corpus_lines` (JSON Lines and
-text, with decompression) and :mod:`pipeline.extract.corpus_parquet`.
+text, with decompression, and the dispatch to WikiExtractor's reader) and
+:mod:`pipeline.extract.corpus_parquet`.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from pipeline.extract.corpus_parquet import read_parquet
 JSONL_EXTS = (".jsonl", ".ndjson", ".json")
 TEXT_EXTS = (".txt", ".text")
 PARQUET_EXTS = (".parquet",)
-COMPRESSED_EXTS = (".gz", ".zst")
+COMPRESSED_EXTS = (".gz", ".zst", ".bz2")
 TEXT_MODES = ("line", "blank")
 
 
@@ -82,17 +87,21 @@ class CorpusOptions:
 
 
 def corpus_format(relpath: str) -> tuple[str, str]:
-    """``(format, compression)`` from a file name: format ``jsonl``/``parquet``/``text``,
-    compression ``""``/``.gz``/``.zst``. Raises :class:`UserError` for other extensions."""
+    """``(format, compression)`` from a file name: format ``jsonl``/``parquet``/``text``, or
+    ``sniff`` for a name without extension (WikiExtractor's ``wiki_00``); compression
+    ``""``/``.gz``/``.zst``/``.bz2``. Raises :class:`UserError` for other extensions."""
     name = relpath.rsplit("/", 1)[-1].lower()
     compression = next((c for c in COMPRESSED_EXTS if name.endswith(c)), "")
     stem = name[: len(name) - len(compression)]
     for fmt, exts in (("jsonl", JSONL_EXTS), ("text", TEXT_EXTS), ("parquet", PARQUET_EXTS)):
         if stem.endswith(exts) and not (fmt == "parquet" and compression):
             return fmt, compression
+    if stem and "." not in stem:
+        return "sniff", compression
     raise UserError(
         f"corpus file {relpath!r}: unknown format; use .jsonl/.ndjson/.json or .txt/.text "
-        "(optionally .gz or .zst) or .parquet"
+        "(optionally .gz, .zst or .bz2) or .parquet, or WikiExtractor output (files named "
+        "without extension, wiki_00 or wiki_00.bz2)"
     )
 
 
@@ -113,11 +122,16 @@ class RecordMaker:
         ident = doc_id(CORPUS, self.relpath, key)
         return Dropped(ident, CORPUS, self.relpath, title, REJECTED, reason, detail)
 
-    def doc(self, key: int, text: str, title: str = "") -> Document | Dropped:
+    def doc(
+        self, key: int | str, text: str, title: str = "", page_id: int = -1
+    ) -> Document | Dropped:
+        """A document, or ``empty`` when nothing is left of ``text``; ``page_id``: the
+        MediaWiki page id when the input gives one (WikiExtractor)."""
         clean = clean_text(text, self.options)
         if not clean:
             return self.drop(key, "empty", "no text after normalisation", title)
-        return Document(doc_id(CORPUS, self.relpath, key), CORPUS, self.relpath, title, clean)
+        ident = doc_id(CORPUS, self.relpath, key)
+        return Document(ident, CORPUS, self.relpath, title, clean, page_id)
 
     def title(self, record: dict) -> str:
         for field in (self.options.title_field, self.options.id_field):

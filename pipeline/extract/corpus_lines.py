@@ -1,18 +1,25 @@
-"""JSON Lines and plain-text corpus files: (possibly compressed) bytes -> records.
+"""Line-based corpus files: (possibly compressed) bytes -> records.
 
-:func:`read_line_records` decompresses (``.gz``, ``.zst`` or none) a chunk at a time, cuts the
-bytes into lines (LF or CRLF) and turns them into records through a
+:func:`read_line_records` decompresses (``.gz``, ``.zst``, ``.bz2`` or none) a chunk at a time,
+cuts the bytes into lines (LF or CRLF) and turns them into records through a
 :class:`~pipeline.extract.corpora.RecordMaker`: one JSON object per line (``jsonl``), or one
 document per line or per blank-line-separated block (``text``, modes ``line``/``blank``). Keys
-are 0-based line numbers (of the block's first line in ``blank`` mode). Memory is bounded: at
-most about :data:`READ_CHUNK` decompressed bytes per piece, and a record over
-``max_record_bytes`` is skipped as ``too_large`` without being held. A broken line is a
+are 0-based line numbers (of the block's first line in ``blank`` mode).
+
+WikiExtractor output (:mod:`pipeline.extract.corpus_wikiextractor`) is recognised by its first
+line: a ``sniff`` file (a name without extension, as WikiExtractor writes) holds ``<doc ...>``
+blocks or JSON lines with id/url/title/text, or is one ``bad_file``; a ``text`` file whose first
+line opens a ``<doc ...>`` is read as WikiExtractor output too, not as text with markup in it.
+
+Memory is bounded: at most about :data:`READ_CHUNK` decompressed bytes per piece, and a record
+over ``max_record_bytes`` is skipped as ``too_large`` without being held. A broken line is a
 ``bad_record``; a file that cannot be decompressed past some point ends with one ``bad_file``.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import zlib
 from collections.abc import Iterator
@@ -20,6 +27,8 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from ground.errors import UserError
 from pipeline.common.records import Document, Dropped
+from pipeline.extract import corpus_wikiextractor as wikiextractor
+from pipeline.extract.wiki import bz2streams
 
 if TYPE_CHECKING:
     from pipeline.extract.corpora import RecordMaker
@@ -31,20 +40,59 @@ ZSTD_FEED = 64 << 10
 _BOM = b"\xef\xbb\xbf"
 
 
+class CorruptData(ValueError):
+    """Compressed data that is not what its name says, or is damaged (a bz2 ``OSError``)."""
+
+
 def read_line_records(
     stream: BinaryIO, fmt: str, compression: str, make: RecordMaker
 ) -> Iterator[Document | Dropped]:
-    """Every record of one ``jsonl`` or ``text`` file (``compression``: ``""``, ``.gz`` or
-    ``.zst``), then one ``bad_file`` record if the data breaks off."""
-    reader = _jsonl if fmt == "jsonl" else _text
+    """Every record of one ``jsonl``, ``text`` or ``sniff`` file (``compression``: ``""``,
+    ``.gz``, ``.zst`` or ``.bz2``), then one ``bad_file`` record if the data breaks off."""
     count = 0
     try:
-        for record in reader(_chunks(stream, compression), make):
+        for record in _records(_chunks(stream, compression), fmt, make):
             count += 1
             yield record
     except _stream_errors() as exc:
         detail = f"cannot read {compression or 'file'} past record {count}: {exc}"
         yield make.drop(f"bad_file:{count}", "bad_file", detail)
+
+
+def _records(chunks: Iterator[bytes], fmt: str, make: RecordMaker) -> Iterator[Document | Dropped]:
+    """Pick the reader: by format, and for ``text``/``sniff`` files by their first line."""
+    limit = make.options.max_record_bytes
+    if fmt in ("text", "sniff"):
+        head, chunks = _peek_line(chunks, limit)
+        form = wikiextractor.sniff(head, json_too=fmt == "sniff")
+        if form:
+            yield from wikiextractor.read(form, _lines(chunks, limit), make)
+            return
+        if fmt == "sniff":  # a name without extension that is not WikiExtractor output
+            if head.strip():
+                detail = (
+                    "no known extension, and not WikiExtractor output (<doc ...> blocks or "
+                    f"JSON lines with id, url, title, text): it starts with {head[:40]!r}"
+                )
+                yield make.drop("bad_file:0", "bad_file", detail)
+            return
+    yield from (_jsonl if fmt == "jsonl" else _text)(chunks, make)
+
+
+def _peek_line(chunks: Iterator[bytes], limit: int) -> tuple[bytes, Iterator[bytes]]:
+    """The first bytes of ``chunks``, up to the end of the first non-blank line (at most about
+    ``limit`` bytes: a longer line is judged on its start), and an iterator over all of them."""
+    head: list[bytes] = []
+    size, seen = 0, False  # seen: a non-blank byte was read
+    for chunk in chunks:
+        head.append(chunk)
+        size += len(chunk)
+        rest = chunk if seen else chunk.lstrip()
+        seen = seen or bool(rest)
+        if (seen and b"\n" in rest) or size > limit:
+            break
+    data = b"".join(head)
+    return data, itertools.chain([data], chunks)
 
 
 def _chunks(stream: BinaryIO, compression: str) -> Iterator[bytes]:
@@ -57,6 +105,9 @@ def _chunks(stream: BinaryIO, compression: str) -> Iterator[bytes]:
     if not compression:
         while chunk := stream.read(READ_CHUNK):
             yield chunk
+        return
+    if compression == ".bz2":
+        yield from _bz2_chunks(stream)
         return
     if compression == ".gz":
         new = functools.partial(zlib.decompressobj, 16 + zlib.MAX_WBITS)  # gzip framing
@@ -86,9 +137,29 @@ def _chunks(stream: BinaryIO, compression: str) -> Iterator[bytes]:
             raise EOFError(f"{compression} data ends in the middle of a compressed stream")
 
 
+def _bz2_chunks(stream: BinaryIO) -> Iterator[bytes]:
+    """Decompressed pieces of a ``.bz2`` file of any number of streams (``wikiextractor
+    --compress`` writes one per file); every piece before a cut is yielded first."""
+    head = stream.read(3)
+    if not head:
+        return
+    if head != b"BZh":
+        raise CorruptData(_not_bz2(head))
+    try:
+        yield from bz2streams.iter_streams(bz2streams.Prepend(head, stream), None)
+    except OSError as exc:  # what the bz2 module raises for damaged data
+        raise CorruptData(f"damaged bz2 data ({exc})") from None
+
+
+def _not_bz2(head: bytes) -> str:
+    if head[:2] == b"\x1f\x8b":
+        return bz2streams.not_bz2(head)  # gzip data
+    return f"not bz2 data (it starts with {head!r}): an uncompressed file named .bz2?"
+
+
 def _stream_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean "this compressed file is broken" (not transient I/O errors)."""
-    errors: list[type[BaseException]] = [EOFError, zlib.error]
+    errors: list[type[BaseException]] = [EOFError, zlib.error, CorruptData]
     try:
         import zstandard  # optional: only .zst inputs need it
 

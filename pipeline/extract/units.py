@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from pipeline.common import fs
 from pipeline.common.records import BOOKS, CORPUS, WIKIPEDIA
+from pipeline.extract.corpora import corpus_format
 from pipeline.extract.wiki import multistream
 
 # Compressed bytes per multistream range: ~50 MB of XML, a few seconds of work per unit.
@@ -54,8 +55,9 @@ def list_inputs(
 ) -> list[tuple[str, fs.InputFile]]:
     """``(source, file)`` for every input file the patterns match, pattern by pattern.
 
-    Books directories contribute their ``*.txt``, corpus directories every file; a
-    multistream index matched beside its dump by a broad glob is not an input.
+    Books directories contribute their ``*.txt``, corpus directories every file at any depth
+    (WikiExtractor writes ``AA/wiki_00``, ``AB/wiki_00``...); a multistream index matched
+    beside its dump by a broad glob is not an input.
     """
     found = []
     for pattern in wikipedia:
@@ -63,7 +65,7 @@ def list_inputs(
             if not (f.relpath.endswith("-index.txt.bz2") or f.relpath.endswith("-index.txt")):
                 found.append((WIKIPEDIA, f))
     found += [(BOOKS, f) for pattern in books for f in fs.expand(pattern, "*.txt")]
-    found += [(CORPUS, f) for pattern in corpora for f in fs.expand(pattern, "*")]
+    found += [(CORPUS, f) for pattern in corpora for f in fs.expand(pattern, "**")]
     return found
 
 
@@ -88,6 +90,8 @@ def plan_units(
         if source == WIKIPEDIA:
             units.extend(_wiki_units(f, range_bytes, split_multistream))
         else:
+            if source == CORPUS:
+                corpus_format(f.relpath)  # an unknown extension: one line here, not in a worker
             units.append(Unit(source, f.relpath, f.path))
     units = sorted(set(units))
     keys = [u.key for u in units]

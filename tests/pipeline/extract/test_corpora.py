@@ -270,7 +270,8 @@ def test_headings_kept_by_default() -> None:
 
 
 def test_bad_names_and_options_are_user_errors() -> None:
-    for name in ("corpus.csv", "x.parquet.gz", "notes", "data.jsonl.bz2"):
+    # (a name without extension is sniffed as WikiExtractor output: test_wikiextractor.py)
+    for name in ("corpus.csv", "x.parquet.gz", "x.parquet.bz2", "notes.md", "a/.bz2"):
         with pytest.raises(UserError, match="unknown format"):
             run(b"", name)
     with pytest.raises(UserError, match="text mode"):
