@@ -67,7 +67,8 @@ def run_extract(
     )
     stage = run_report.load_json(fs.join(run_dir, "report", "extract.json"))
     run_report.update_run_report(run_dir, "extract", stage)
-    fs.delete(fs.list_files(fs.join(run_dir, "tmp", "extract", "*.parquet")))
+    # finalised units' leftovers and --expand-templates' shared templates file
+    fs.delete(fs.list_files(fs.join(run_dir, "tmp", "extract", "*")))
     fs.write_bytes(marker, b"")
     return stage
 
