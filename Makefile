@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -c constraints.txt -e ".[pipeline,pretrain,report,gcp,dev]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[pipeline,pretrain,report,gcp,dask,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -4,7 +4,10 @@ Beam's default ``DirectRunner`` first tries the Prism runner, which downloads a 
 offline) and then silently falls back. We pick the runner explicitly: with no ``--runner`` the
 ``FnApiRunner`` is used, in-process for one worker and multi-process (one Python process per
 worker, real parallelism past the GIL) when ``--direct_num_workers`` is 2 or more. Any other
-runner (``DataflowRunner``, ``BundleBasedDirectRunner``, ...) is used as given.
+runner (``DataflowRunner``, ``BundleBasedDirectRunner``, ...) is used as given; ``dask`` and
+``DaskRunner`` name Beam's DaskRunner (docs/dask.md). What each runner needs (a Dask cluster
+address, a Prism binary, a Flink or Spark jar) is checked up front by
+:mod:`pipeline.common.runner_checks`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from apache_beam.options.pipeline_options import (  # Beam (~1 s): only once a p
 )
 
 from ground.errors import DryRun, UserError
+from pipeline.common import runner_checks
 
 DEFAULT_RUNNER = "FnApiRunner"
 # Cloud Storage bucket names: 3-63 of [a-z0-9-_.], starting and ending with a letter or digit.
@@ -36,6 +40,9 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     std = opts.view_as(StandardOptions)
     if std.runner is None:
         std.runner = DEFAULT_RUNNER
+    std.runner = runner_checks.canonical_runner(std.runner)
+    if runner_checks.is_dask(std.runner):
+        runner_checks.set_dask_defaults(opts)
     direct = opts.view_as(DirectOptions)
     workers = direct.direct_num_workers or 1
     if std.runner in ("FnApiRunner", "DirectRunner") and workers > 1:
@@ -67,6 +74,7 @@ def run(build: Callable, beam_args: list[str]):
     import apache_beam as beam  # Beam (~1 s): only once a pipeline is built
 
     options = pipeline_options(beam_args)
+    dask = runner_checks.is_dask(options.view_as(StandardOptions).runner)
     p = beam.Pipeline(options=options)
     build(p)
     quiet = [logging.getLogger(name) for name in _WORKER_ERROR_LOGGERS]
@@ -74,17 +82,26 @@ def run(build: Callable, beam_args: list[str]):
     for log in quiet:  # a worker's failure is raised below: as one line, or with its traceback
         log.setLevel(logging.CRITICAL)
     try:
-        result = p.run()
-        result.wait_until_finish()
+        try:
+            result = p.run()
+        except OSError as exc:  # DaskRunner connects to its scheduler here
+            if not dask:
+                raise
+            reason = " ".join(str(exc).split())
+            raise UserError(f"could not reach the Dask scheduler: {reason}") from None
+        try:
+            result.wait_until_finish()
+        finally:
+            if dask:  # Beam opens a Dask client per pipeline and never closes it
+                result.client.close()
     except Exception as exc:
         cause = worker_cause(exc)
-        if cause is None:
+        if cause is None or isinstance(exc, UserError):
             raise
         raise cause from None
     finally:
         for log, level in zip(quiet, levels):
             log.setLevel(level)
-
     if options.view_as(TestOptions).dry_run:
         runner = options.view_as(StandardOptions).runner
         job = getattr(result, "job", None)
@@ -132,10 +149,13 @@ def _validate(opts: PipelineOptions, runner_name: str) -> None:
     )
     from apache_beam.runners import create_runner  # Beam (~1 s): only once a pipeline is built
 
+    if runner_checks.is_dask(runner_name):
+        runner_checks.check_dask(opts)
     try:
         runner = create_runner(runner_name)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    runner_checks.check_downloads(opts, runner)
     if runner_name == "DataflowRunner":
         _check_buckets(opts)  # before Beam's validator, which would fall back to the network
     errors = PipelineOptionsValidator(opts, runner).validate()

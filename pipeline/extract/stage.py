@@ -70,7 +70,8 @@ def run_extract(
     )
     stage = run_report.load_json(fs.join(run_dir, "report", "extract.json"))
     run_report.update_run_report(run_dir, "extract", stage)
-    fs.delete(fs.list_files(fs.join(run_dir, "tmp", "extract", "*.parquet")))
+    # finalised units' leftovers and --expand-templates' shared templates file
+    fs.delete(fs.list_files(fs.join(run_dir, "tmp", "extract", "*")))
     if units and not stage.get("docs_out"):
         # Nothing for the later stages to work on: stop here, naming why, rather than at
         # instances with "0 instances cannot fill 1 shards". No marker: a rerun redoes it.

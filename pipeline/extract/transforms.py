@@ -4,24 +4,24 @@ Data flow (only small keys and counts go through grouping; document text never d
 
     units -> _ExtractUnitFn -writes-> RUN/tmp/extract/<unit>.parquet (kept docs)
                  |                 RUN/rejected/<unit>.parquet   (dropped)
-                 |-(text hash, doc id)-> GroupByKey -> losers (id -> winner id)
-                 '-(unit key, counts)-> _FinalizeUnitFn [side input: losers]
-                         -writes-> RUN/docs/<unit>.parquet, RUN/rejected/<unit>.dup.parquet
+                 |-(HASH: text hash, (doc id, unit key))-> GroupByKey -> duplicate_losers
+                 |        -(unit key, (loser id, winner id))---------------.
+                 '-(COUNTS: unit key, counts)------------------------------+-> CoGroupByKey
+                         -> _FinalizeUnitFn -writes-> RUN/docs/<unit>.parquet,
+                                                      RUN/rejected/<unit>.dup.parquet
                          -counts-> merged -> RUN/report/extract.json
 
-Units come from ``beam.Create``, which already redistributes 2+ elements (a Reshuffle), so
-workers share them. With ``--no-dedup`` the extraction writes ``RUN/docs/<unit>.parquet``
-itself and the grouping and finalising steps are left out.
+The extraction DoFn has one output of ``(tag, value)`` pairs, split by tag
+(:class:`pipeline.common.portable.SplitByTag`), and each unit meets its duplicates in a
+``CoGroupByKey`` by unit key, not through a side input: every branch ends in the report,
+the pipeline's one last step, so a runner that computes only the last leaf (Dask) runs all of
+it, and runs the extraction once (see :mod:`pipeline.common.portable`).
 
-With ``--expand-templates`` a first branch collects the Template pages of every Wikipedia
-unit, so each unit expands with the whole dump's definitions (side inputs)::
-
-    units -> _TemplatesFn -(title, (unit order, kind, value))-> CombinePerKey(first)
-                 |            -> bodies {title: body}, redirects {title: target}  [AsDict]
-                 '-(newest revision timestamp)-> CombineGlobally(latest)           [AsSingleton]
-
-A title defined in two inputs takes the definition of the first unit in input order, so
-the choice does not depend on the runner.
+Units come from ``beam.Create``, which already spreads 2+ elements over workers (a
+Reshuffle on the FnApiRunner and Dataflow, one unit per partition on Dask by our default).
+With ``--no-dedup`` the extraction writes ``RUN/docs/<unit>.parquet`` itself and the
+grouping and finalising steps are left out. With ``--expand-templates`` the units first go
+through :class:`pipeline.extract.template_scan.ShareTemplates`.
 
 Output files are named after units and written in input order, so they are byte-identical
 whatever the runner, the worker count or bundle retries.
@@ -29,52 +29,56 @@ whatever the runner, the worker count or bundle retries.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipeline.common import fs, run_report
+from pipeline.common import fs, portable, run_report
 from pipeline.common.file_stage import WriteJsonFn
 from pipeline.common.parquet_io import RecordWriter, iter_documents, iter_rows
 from pipeline.common.records import REJECTED, WIKIPEDIA, Document, Dropped
-from pipeline.extract.core import (
-    ExtractOptions,
-    WikiContext,
-    extract_unit,
-    text_hash,
-    unit_templates,
-)
+from pipeline.extract.core import ExtractOptions, extract_unit, text_hash
+from pipeline.extract.template_scan import ShareTemplates, load_wiki_context, unit_order
 from pipeline.extract.units import Unit
 from pipeline.extract.wiki import clean
-from pipeline.extract.wiki.clean import Templates
 
-UNIT_COUNTS = "unit_counts"
-NEWEST = "newest"
-BODY, REDIRECT = "body", "redirect"
+HASH, COUNTS = "hash", "counts"  # the tags of the extraction's (tag, value) output
+STATS, LOSERS = "stats", "losers"  # the two sides of the join by unit
+
+__all__ = ["ExtractDocuments", "duplicate_losers", "tmp_docs_path", "unit_order"]
 
 
 def tmp_docs_path(run_dir: str, unit_key: str) -> str:
     return fs.join(run_dir, "tmp", "extract", f"{unit_key}.parquet")
 
 
-class _ExtractUnitFn(beam.DoFn):
-    """Extract one unit; emit (text hash, doc id) for dedup and the unit's counts."""
+def templates_path(run_dir: str) -> str:
+    """Where this run's shared templates go: a new name per pipeline, so a worker's cached
+    copy (:func:`pipeline.extract.template_scan.load_wiki_context`) is never stale."""
+    return fs.join(run_dir, "tmp", "extract", f"templates-{uuid.uuid4().hex[:12]}.json")
 
-    def __init__(self, options: ExtractOptions, run_dir: str):
+
+class _ExtractUnitFn(beam.DoFn):
+    """Extract one unit; emit ``(HASH, (text hash, (doc id, unit key)))`` per kept document
+    (dedup only) and ``(COUNTS, (unit key, counts))`` once."""
+
+    def __init__(self, options: ExtractOptions, run_dir: str, templates: str | None):
         self._options = options
         self._run_dir = run_dir
+        self._templates = templates
 
     def setup(self):
         # wikiextractor keeps module-level state; set all of it once per worker.
 
         clean.configure(expand_templates=self._options.expand_templates)
 
-    def process(self, unit: Unit, bodies=None, redirects=None, newest=""):
+    def process(self, unit: Unit):
 
         wiki = None
-        if bodies is not None:
-            wiki = WikiContext(Templates(bodies, redirects), newest)
+        if self._templates and unit.source == WIKIPEDIA:
+            wiki = load_wiki_context(self._templates)
         stats = run_report.empty()
         docs_path = tmp_docs_path(self._run_dir, unit.key)
         if not self._options.dedup:  # nothing to finalise: write the final file
@@ -85,84 +89,47 @@ class _ExtractUnitFn(beam.DoFn):
                 if isinstance(rec, Document):
                     docs.write(rec)
                     if self._options.dedup:
-                        yield text_hash(rec.text), rec.id
+                        yield HASH, (text_hash(rec.text), (rec.id, unit.key))
                 else:
                     rej.write(rec)
                     Metrics.counter("extract", f"{rec.kind}_{rec.reason}").inc()
         Metrics.counter("extract", "docs_kept").inc(docs.count)
-        yield beam.pvalue.TaggedOutput(UNIT_COUNTS, (unit.key, stats))
+        yield COUNTS, (unit.key, stats)
 
 
-def unit_order(unit: Unit) -> tuple:
-    """Sort key of a unit in input order (the same for a local and a ``gs://`` run)."""
-    return unit.relpath, unit.start, unit.path
-
-
-def template_definitions(templates, order: tuple):
-    """``(title, (order, kind, value))`` for each definition in ``templates`` (a
-    :class:`pipeline.extract.wiki.clean.Templates`); kind is ``BODY`` or ``REDIRECT``."""
-    for title, body in templates.bodies.items():
-        yield title, (order, BODY, body)
-    for title, target in templates.redirects.items():
-        yield title, (order, REDIRECT, target)
-
-
-class _TemplatesFn(beam.DoFn):
-    """A Wikipedia unit's template definitions (main output) and newest timestamp (``NEWEST``)."""
-
-    def __init__(self, options: ExtractOptions):
-        self._options = options
-
-    def setup(self):
-
-        clean.configure(expand_templates=True)
-
-    def process(self, unit: Unit):
-        if unit.source != WIKIPEDIA:
-            return
-        templates, newest = unit_templates(unit, self._options)
-        yield from template_definitions(templates, unit_order(unit))
-        n = len(templates.bodies) + len(templates.redirects)
-        Metrics.counter("extract", "template_definitions").inc(n)
-        yield beam.pvalue.TaggedOutput(NEWEST, newest)
-
-
-def definitions_of(item: tuple[str, tuple], kind: str):
-    """``(title, value)`` when the chosen definition of ``title`` is of ``kind``."""
-    title, (_, found, value) = item
-    if found == kind:
-        yield title, value
-
-
-def latest(stamps) -> str:
-    """The newest of ISO 8601 UTC timestamps (they sort as text); ``""`` for none."""
-    return max(stamps, default="")
-
-
-def duplicate_losers(item: tuple[str, Iterable[str]]):
-    """For one text hash, map every id but the smallest to the smallest (the winner)."""
-    _, ids = item
-    ids = sorted(set(ids))
-    for loser in ids[1:]:
-        yield loser, ids[0]
+def duplicate_losers(item: tuple[str, Iterable[tuple[str, str]]]):
+    """For one text hash, ``(unit key, (loser id, winner id))`` for every document but the one
+    with the smallest id (the winner). A document id seen twice counts once."""
+    _, found = item
+    ids = sorted({doc_id for doc_id, _ in found})
+    winner = ids[0]
+    for doc_id, unit_key in sorted(set(found)):
+        if doc_id != winner:
+            yield unit_key, (doc_id, winner)
 
 
 class _FinalizeUnitFn(beam.DoFn):
     """Move a unit's kept documents to RUN/docs; a unit holding duplicates is rewritten
-    without them (they go to RUN/rejected). Only the ``id`` column is read to decide."""
+    without them (they go to RUN/rejected). Only the ``id`` column is read to decide.
+
+    Input: ``(unit key, {STATS: [counts], LOSERS: [(loser id, winner id), ...]})``, the
+    unit's side of the join by unit key.
+    """
 
     def __init__(self, run_dir: str):
         self._run_dir = run_dir
 
-    def process(self, item: tuple[str, dict], losers: dict):
-        key, stats = item
+    def process(self, item: tuple[str, dict]):
+        key, joined = item
+        (stats,) = joined[STATS]
+        losers = dict(joined[LOSERS])
         stats = run_report.merge([stats])  # a private copy
         out = fs.join(self._run_dir, "docs", f"{key}.parquet")
         tmp = tmp_docs_path(self._run_dir, key)
         if not fs.exists(tmp):  # a retried bundle: an earlier attempt moved it already
             yield stats
             return
-        if not any(row["id"] in losers for row in iter_rows(tmp, ["id"])):
+        if not losers or not any(row["id"] in losers for row in iter_rows(tmp, ["id"])):
             fs.move(tmp, out)  # nothing to drop: the file is already the final one
             yield stats
             return
@@ -203,35 +170,27 @@ class ExtractDocuments(beam.PTransform):
         self._run_dir = run_dir
 
     def expand(self, units):
-        side = {}
+        templates = None
         if self._options.expand_templates:
-            found = units | "Templates" >> beam.ParDo(_TemplatesFn(self._options)).with_outputs(
-                NEWEST, main="definitions"
-            )
-            chosen = found.definitions | "FirstDefinition" >> beam.CombinePerKey(min)
-            side = {
-                "bodies": beam.pvalue.AsDict(
-                    chosen | "Bodies" >> beam.FlatMap(definitions_of, BODY)
-                ),
-                "redirects": beam.pvalue.AsDict(
-                    chosen | "Redirects" >> beam.FlatMap(definitions_of, REDIRECT)
-                ),
-                "newest": beam.pvalue.AsSingleton(
-                    found[NEWEST] | "Newest" >> beam.CombineGlobally(latest)
-                ),
-            }
+            templates = templates_path(self._run_dir)
+            units = units | "Templates" >> ShareTemplates(self._options, templates)
         extracted = units | "Extract" >> beam.ParDo(
-            _ExtractUnitFn(self._options, self._run_dir), **side
-        ).with_outputs(UNIT_COUNTS, main="hashes")
+            _ExtractUnitFn(self._options, self._run_dir, templates)
+        )
+        split = extracted | "ByTag" >> portable.SplitByTag(HASH, COUNTS)
         if self._options.dedup:
             losers = (
-                extracted.hashes | "ByText" >> beam.GroupByKey() | beam.FlatMap(duplicate_losers)
+                split[HASH]
+                | "ByText" >> beam.GroupByKey()
+                | "Losers" >> beam.FlatMap(duplicate_losers)
             )
-            counts = extracted[UNIT_COUNTS] | "Finalize" >> beam.ParDo(
-                _FinalizeUnitFn(self._run_dir), beam.pvalue.AsDict(losers)
+            counts = (
+                {STATS: split[COUNTS], LOSERS: losers}
+                | "ByUnit" >> beam.CoGroupByKey()
+                | "Finalize" >> beam.ParDo(_FinalizeUnitFn(self._run_dir))
             )
         else:
-            counts = extracted[UNIT_COUNTS] | "Stats" >> beam.Values()
+            counts = split[COUNTS] | "Stats" >> beam.Values()
         return (
             counts
             # run_report.merge is associative (a merge of merged reports is the same report);

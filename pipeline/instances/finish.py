@@ -111,7 +111,7 @@ def _read_json(path: str):
 
 
 def _require_json(path: str):
-    """A list the pipeline must have written (its ``ToList`` always emits, even empty): a missing
+    """A list the pipeline must have written (its ``Collect`` always emits, even empty): a missing
     file means a branch of the pipeline never ran, which is an error, never an empty list."""
     value = _read_json(path)
     if value is None:

@@ -6,11 +6,17 @@
                  |                      (split, group), rows sorted by document id
                  '-((split, group), (file, row group))-> GroupByKey -> _BuildGroupFn
                         -writes-> RUN/tmp/buckets/<phase>/<split>-<group>.hdf5
-                        '-(bucket, stats)-> ToList -> _PlanShardsFn -> ShardPlan
-                              -> Reshuffle -> _WriteShardFn
-                                    -writes-> RUN/<phase>/shard_<split>_NNNNN.hdf5
-                                    '-(phase, split, ShardFile)-> ToList -> RUN/tmp/shards.json
+                        '-(bucket, stats)-> Collect -+-> RUN/tmp/buckets.json ------------.
+                                                     '-> _PlanShardsFn -> ShardPlan        |
+                              -> Spread -> _WriteShardFn                                   |
+                                    -writes-> RUN/<phase>/shard_<split>_NNNNN.hdf5        |
+                                    '-(phase, split, ShardFile)-> Collect                  |
+                                          -> RUN/tmp/shards.json --> Flatten <------------'
+                                                                       -> Collect (the end)
 
+Both lists end in one last step, so a runner that computes only the pipeline's last leaf
+(Dask) writes both; the lists are gathered by :class:`pipeline.common.portable.Collect` and
+the shard plans spread by :class:`pipeline.common.portable.Spread` (see that module for why).
 The launcher (:mod:`pipeline.instances.finish`) then writes manifests and verifies.
 """
 
@@ -27,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
-from pipeline.common import fs
+from pipeline.common import fs, portable
 from pipeline.common.file_stage import basename
 from pipeline.common.parquet_io import iter_rows
 from pipeline.instances import buckets as instance_buckets
@@ -228,8 +234,17 @@ class _WriteShardFn(beam.DoFn):
         yield plan.phase, plan.split, shard
 
 
+def shard_key(plan) -> str:
+    """A shard plan's distinct key (phase, split, index): what :class:`portable.Spread` spreads."""
+    return f"{plan.phase}/{plan.split}/{plan.index:05d}"
+
+
 class BuildShards(beam.PTransform):
-    """(index, input path) pairs in; shards, bucket stats and shard list written under RUN."""
+    """(index, input path) pairs in; shards, bucket stats and shard list written under RUN.
+
+    The output is one element, ``{"buckets.json": rows, "shards.json": rows}``, made only after
+    both lists are written.
+    """
 
     def __init__(self, spec: InstancesSpec):
         super().__init__()
@@ -243,23 +258,31 @@ class BuildShards(beam.PTransform):
             | "Tokenize" >> beam.ParDo(_TokenizeFileFn(s))
             | "ByGroup" >> beam.GroupByKey()
             | "Build" >> beam.ParDo(_BuildGroupFn(s))
-            | "AllBuckets" >> beam.combiners.ToList()
+            | "AllBuckets" >> portable.Collect()
         )
-        _ = buckets | "BucketStats" >> beam.ParDo(_WriteListFn(s, "buckets.json"))
-        return (
+        bucket_list = buckets | "BucketStats" >> beam.ParDo(_WriteListFn(s, "buckets.json"))
+        shard_list = (
             buckets
             | "Plan" >> beam.ParDo(_PlanShardsFn(s))
-            | "SpreadShards" >> beam.Reshuffle()
+            | "SpreadShards" >> portable.Spread(shard_key)
             | "Write" >> beam.ParDo(_WriteShardFn(s))
-            | "AllShards" >> beam.combiners.ToList()
+            | "AllShards" >> portable.Collect()
             | "ShardList" >> beam.ParDo(_WriteListFn(s, "shards.json"))
+        )
+        return (
+            (bucket_list, shard_list)
+            | "BothLists" >> beam.Flatten()
+            | "Done" >> portable.Collect()
+            | "Counts" >> beam.Map(dict)
         )
 
 
 class _WriteListFn(beam.DoFn):
-    """Write a collected list as JSON under RUN/tmp for the launcher to finish the stage."""
+    """Write a collected list as JSON under RUN/tmp for the launcher to finish the stage;
+    yields ``(file name, rows written)``."""
 
     def __init__(self, spec: InstancesSpec, name: str):
+        self._name = name
         self._path = fs.join(spec.run_dir, "tmp", name)
 
     def process(self, items: list):
@@ -291,4 +314,4 @@ class _WriteListFn(beam.DoFn):
                 )
         rows.sort(key=lambda r: json.dumps(r, sort_keys=True))
         fs.write_bytes(self._path, json.dumps(rows, sort_keys=True).encode())
-        yield len(rows)
+        yield self._name, len(rows)

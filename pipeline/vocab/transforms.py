@@ -3,7 +3,9 @@
 Each docs file is counted by one DoFn (``word_counts.count_words`` with the final tokenizer's
 own normaliser and pre-tokeniser), the per-file counts are summed per word with
 ``CombinePerKey(sum)`` (only words and integers are shuffled), and the totals are written once,
-sorted, to ``RUN/vocab/counts.tsv``. Held-out documents (see :func:`is_heldout`) are not counted.
+sorted, to ``RUN/vocab/counts.tsv``. The totals are gathered with
+:class:`pipeline.common.portable.Collect`, not ``ToList`` (whose default is a side input that
+Dask recomputes). Held-out documents (see :func:`is_heldout`) are not counted.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import hashlib
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipeline.common import fs
+from pipeline.common import fs, portable
 from pipeline.common.parquet_io import iter_rows
 from pipeline.vocab.files import counts_tsv_bytes
 from pipeline.vocab.word_counts import count_words, make_pretokenizer
@@ -74,6 +76,6 @@ class CountWords(beam.PTransform):
             | "Spread" >> beam.Reshuffle()
             | "Count" >> beam.ParDo(self._fn)
             | "Sum" >> beam.CombinePerKey(sum)
-            | "All" >> beam.combiners.ToList()
+            | "All" >> portable.Collect()
             | "Write" >> beam.ParDo(_WriteCountsFn(self._path))
         )

@@ -49,7 +49,7 @@ def test_every_beam_stage_translates_for_dataflow_and_writes_nothing(two_books, 
     _dry(capsys, "extract", "--books", str(two_books), "--output", str(fresh))
     wiki = str(CORPUS / "wikipedia" / "mediawiki-dump_fowiki-dump.xml.bz2")
     err = _dry(capsys, "extract", "--wikipedia", wiki, "--output", str(fresh), "--expand-templates")
-    assert "transforms" in err  # the template branch and its side inputs translate too
+    assert "transforms" in err  # the template branch and its shared file translate too
     assert not fresh.exists()
 
     run = str(tmp_path / "run")

@@ -426,16 +426,17 @@ def test_finalize_moves_clean_units_and_survives_a_retry(tmp_path):
     raw = Path(tmp).read_bytes()
     fn = _FinalizeUnitFn(run)
     stats = run_report.empty()
-    assert list(fn.process(("u", stats), {})) == [run_report.merge([stats])]
+    joined = {"stats": [stats], "losers": []}  # the unit's side of the join by unit key
+    assert list(fn.process(("u", joined))) == [run_report.merge([stats])]
     out = Path(run) / "docs" / "u.parquet"
     assert out.read_bytes() == raw and not Path(tmp).exists()  # moved, not re-encoded
-    assert list(fn.process(("u", stats), {})) == [run_report.merge([stats])]  # a retried bundle
+    assert list(fn.process(("u", joined))) == [run_report.merge([stats])]  # a retried bundle
     assert out.read_bytes() == raw
     write_records(tmp, docs, Document)  # a unit with a duplicate is rewritten without it
     counted = run_report.empty()
     for d in docs:
         run_report.count(counted, d)
-    (result,) = fn.process(("u", counted), {"id1": "id0"})
+    (result,) = fn.process(("u", {"stats": [counted], "losers": [("id1", "id0")]}))
     assert result["docs_out"] == 2 and result["rejected"] == {"duplicate": 1}
     assert [d["id"] for d in _docs(Path(run))] == ["id0", "id2"]
     assert [r["reason"] for r in _rejected(Path(run))] == ["duplicate"]

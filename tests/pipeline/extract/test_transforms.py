@@ -178,7 +178,7 @@ def _template_parts(tmp: Path) -> Path:
     return parts
 
 
-def test_expand_templates_side_inputs_span_all_units(corpus_dir, tmp_path):
+def test_expand_templates_shared_by_all_units(corpus_dir, tmp_path):
     parts = _template_parts(tmp_path)
     units = plan_units([str(parts / "*"), str(corpus_dir / "wikipedia" / TINYWIKI)], [], [])
     run = tmp_path / "run"
