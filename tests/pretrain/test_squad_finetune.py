@@ -165,6 +165,24 @@ def test_arms_are_paired_at_a_seed(model_dir, tok):
     assert not torch.equal(a.state_dict()[emb], b.state_dict()[emb])
 
 
+def test_grid_with_the_random_arm(tmp_path, model_dir):
+    out = tmp_path / "grid"
+    argv = ["finetune", "--model", str(model_dir), "--task", "squad", "--train", str(SLICE),
+            "--output", str(out), "--lr", "3e-3,1e-2", "--seeds", "2", "--compare-random",
+            "--epochs", "1", "--save-best", "--eval-fraction", "0.25",
+            *(f"--{k.replace('_', '-')}={v}" for k, v in WINDOW.items())]  # fmt: skip
+    assert main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["data"]["articles"] == {"train": 2, "select": 1, "dev": 1}  # one file, by article
+    assert len(res["runs"]) == 8 and set(res["choice"]) == {"pretrained", "random"}
+    assert set(res["paired"]["by_seed"]) == {"0", "1"}
+    for arm in ("pretrained", "random"):
+        for seed in (0, 1):
+            config = json.loads((out / "best" / f"{arm}-seed{seed}" / "config.json").read_text())
+            assert config["architectures"] == ["BertForQuestionAnswering"]
+    assert "Paired difference, pretrained - random, dev F1" in (out / "summary.md").read_text()
+
+
 def test_user_mistakes_are_one_line_errors(tmp_path, model_dir, capsys):
     base = ["finetune", "--model", str(model_dir), "--output", str(tmp_path / "o")]
     cases = [
