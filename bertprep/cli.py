@@ -53,7 +53,7 @@ STAGES: dict[str, Stage] = {
     "train": Stage("pretrain.train", "pretrain BERT on shards (MLM + NSP), torchrun-ready"),
     "export": Stage("pretrain.export_cli", "checkpoint -> transformers BERT directory"),
     "import": Stage("pretrain.import_cli", "transformers BERT directory -> checkpoint"),
-    "finetune": Stage("pretrain.finetune_cli", "fine-tune a sentence(-pair) classifier"),
+    "finetune": Stage("pretrain.finetune_cli", "fine-tune a classifier or a SQuAD span model"),
     "report": Stage("bertprep.report.cli", "HTML report with plots of a run directory"),
     "shards": Stage("sharding.cli", "verify or inspect a shard directory"),
 }

@@ -17,14 +17,18 @@ Writes ``OUTPUT/results.json`` (rewritten after every run, ``"complete": true`` 
 always wrote: ``best/`` (the epoch chosen on the selection set, a transformers
 ``BertForSequenceClassification`` directory), ``metrics.jsonl`` and ``summary.json``. A grid
 saves models only with ``save_best``: ``best/<arm>-seed<S>/`` at each arm's chosen LR.
+
+A task family plugs in through its source: ``source.prepare(plan, tok)`` returns a
+:class:`Prepared` (the splits, how runs build/train/evaluate them, how a model is saved).
+:class:`Source` is classification; SQuAD's is :class:`pretrain.squad_task.SquadSource`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,8 +41,40 @@ from pretrain import compare_report as report
 from pretrain import finetune as ft
 from pretrain import finetune_data as fd
 from pretrain.finetune_metrics import constant_metrics, majority_baseline
-from pretrain.finetune_runs import Hyper, Splits, choose, fingerprint, paired, run_one
+from pretrain.finetune_runs import (  # random_key, reusable_random_runs: re-exported
+    Classification,
+    Hyper,
+    Kind,
+    Splits,
+    choose,
+    fingerprint,
+    paired,
+    random_key,
+    reusable_random_runs,
+    run_one,
+)
 from pretrain.glue import Task
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A task's data ready for the grid: the splits and what :func:`run_plan` needs beside them.
+
+    ``info`` is results.json's ``data``; ``labels`` the class labels (``None`` for spans);
+    ``baseline`` results.json's ``majority`` (a constant predictor's dev metrics, or ``None``);
+    ``reported`` the metrics in tables, the selection metric first; ``save(state, cfg,
+    tokenizer_files, out_dir)`` writes a transformers directory of a run's best state.
+    """
+
+    task: str | None
+    splits: Splits
+    info: dict
+    kind: Kind
+    description: str
+    labels: list[str] | None
+    baseline: dict | None
+    reported: tuple[str, ...]
+    save: Callable[[dict, object, dict, Path], None]
 
 
 @dataclass(frozen=True)
@@ -58,10 +94,36 @@ class Source:
             return self.task.reader(path)
         return fd.read_examples(path, self.text_column, self.label_column, self.text_pair_column)
 
+    def prepare(self, plan: Plan, tok) -> Prepared:
+        """:func:`prepare`, plus the majority-class baseline of the training rows.
+
+        Raises:
+            UserError: see :func:`prepare`; ``--metric f1`` with other than two labels.
+        """
+        splits, info, id2label = prepare(plan, tok)
+        if plan.metric == "f1" and splits.num_labels != 2:
+            raise UserError(f"--metric f1 (of label id 1) needs two labels, not {id2label}")
+        majority_id, _ = majority_baseline(splits.train.labels)
+        baseline = {
+            "label": id2label[majority_id],
+            "of": "training rows",
+            "dev": constant_metrics(majority_id, splits.dev.labels, len(id2label)),
+        }
+
+        def save(state, cfg, tok_files, out_dir):
+            _save(state, cfg, id2label, tok_files, out_dir)
+
+        return Prepared(
+            self.task.name if self.task else None, splits, info,
+            Classification(splits.num_labels), _describe(plan, info, id2label), id2label,
+            baseline, report.reported_metrics(plan), save,
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything one command runs: ``len(arms) * len(lrs) * len(seeds)`` runs."""
+    """Everything one command runs: ``len(arms) * len(lrs) * len(seeds)`` runs. ``source``:
+    a :class:`Source` or anything else with its ``prepare`` (e.g. SQuAD's)."""
 
     model: str
     vocab_dir: str | None
@@ -169,47 +231,6 @@ def _save(state: dict, model_cfg, id2label, tok_files, out_dir: Path) -> None:
     ft.save_classifier(model, id2label, tok_files, out_dir)
 
 
-def random_key(plan: Plan, splits: Splits, cfg, info: dict) -> str:
-    """What a random-init run depends on, hashed: the encoded rows of every split (so the
-    tokenizer and the split seed), the architecture, the hyperparameters, the metric, the
-    device and the torch version. Not the pretrained weights: that arm never sees them."""
-    arrays = [
-        a
-        for part in (splits.train, splits.select, splits.dev)
-        for a in (part.input_ids, part.token_type_ids, part.attention_mask, part.labels)
-    ]
-    facts = {
-        "rows": fingerprint(*arrays),
-        "config": cfg.to_dict(),
-        "hyper": asdict(plan.hyper),
-        "max_seq_length": plan.max_seq_length,
-        "metric": plan.metric,
-        "device": plan.device.type,
-        "torch": torch.__version__,
-        "split": info["split_fingerprint"],
-    }
-    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def reusable_random_runs(path: Path, key: str) -> dict[tuple[float, int], dict]:
-    """``(lr, seed) -> record`` of the random-init runs in an earlier ``results.json`` made
-    with the same :func:`random_key` (same rows, architecture, hyperparameters, device).
-
-    Raises:
-        UserError: unreadable file, or one made under a different key.
-    """
-    try:
-        earlier = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise UserError(f"--reuse-random {path}: cannot read it as results.json ({e})") from None
-    if earlier.get("random_key") != key:
-        raise UserError(
-            f"--reuse-random {path}: made with other data, architecture, hyperparameters or "
-            "device (its random_key differs); random-init runs can be reused only unchanged"
-        )
-    return {(r["lr"], r["seed"]): r for r in earlier.get("runs", []) if r["arm"] == "random"}
-
-
 def run_plan(plan: Plan) -> dict:
     """Run every (arm, LR, seed) of ``plan``, choose, write the outputs; returns the results
     (what ``results.json`` holds).
@@ -224,26 +245,24 @@ def run_plan(plan: Plan) -> dict:
         raise UserError(f"--max-seq-length exceeds the model's {cfg.max_position_embeddings}")
     vocab_dir = Path(plan.vocab_dir) if plan.vocab_dir else None
     tok, tok_files = fd.load_tokenizer(vocab_dir, pretrained)
-    splits, info, id2label = prepare(plan, tok)
-    if plan.metric == "f1" and splits.num_labels != 2:
-        raise UserError(f"--metric f1 (of label id 1) needs two labels, not {id2label}")
+    prep = plan.source.prepare(plan, tok)
+    splits, info = prep.splits, prep.info
     out = Path(plan.output)
     out.mkdir(parents=True, exist_ok=True)
-    print(_describe(plan, info, id2label), flush=True)
+    print(prep.description, flush=True)
     for part, counts in info["skipped"].items():
         if counts:  # also in summary.json; said here so no row is lost silently
             print(f"finetune: skipped {sum(counts.values())} {part} rows: {dict(counts)}")
-    majority_id, _ = majority_baseline(splits.train.labels)
     hp = plan.hyper
     key = random_key(plan, splits, cfg, info)
     reuse = {}
     if plan.reuse_random is not None:
         reuse = reusable_random_runs(plan.reuse_random, key)
     results = {
-        "task": plan.source.task.name if plan.source.task else None,
+        "task": prep.task,
         "metric": plan.metric,
-        "reported": list(report.reported_metrics(plan)),
-        "labels": id2label,
+        "reported": list(prep.reported),
+        "labels": prep.labels,
         "model": str(plan.model),
         "data": info,
         "protocol": {
@@ -254,11 +273,7 @@ def run_plan(plan: Plan) -> dict:
             "max_seq_length": plan.max_seq_length,
             "selection": "epoch per run and LR per arm (mean over seeds), on the selection rows",
         },
-        "majority": {
-            "label": id2label[majority_id],
-            "of": "training rows",
-            "dev": constant_metrics(majority_id, splits.dev.labels, len(id2label)),
-        },
+        "majority": prep.baseline,
         "device": str(plan.device),
         "torch_threads": torch.get_num_threads(),
         "random_key": key,
@@ -288,17 +303,12 @@ def run_plan(plan: Plan) -> dict:
                     plan.device,
                     plan.single or plan.save_best,
                     on_epoch,
+                    prep.kind,
                 )
                 print(report.run_line(record, plan.metric, hp.epochs), flush=True)
                 if best is not None:
                     name = "best" if plan.single else f"{arm}-lr{lr:g}-seed{seed}"
-                    _save(
-                        best,
-                        cfg,
-                        id2label,
-                        tok_files,
-                        out / name if plan.single else runs_dir / name,
-                    )
+                    prep.save(best, cfg, tok_files, out / name if plan.single else runs_dir / name)
                 results["runs"].append(record)
                 write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
     results["choice"] = choose(results["runs"], plan.metric)

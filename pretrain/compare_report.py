@@ -73,10 +73,14 @@ def markdown(results: dict) -> str:
     rows, choice = d["rows"], results["choice"]
     title = results["task"] or Path(d["train_file"]).name
     held = "held out of the training file" + (", which also gave dev" if d["eval_fraction"] else "")
+    if d.get("split_by"):  # e.g. SQuAD: whole articles go to one set
+        held += f", split by {d['split_by']}"
+    unit = d.get("unit", "rows")
     lines = [
         f"# Fine-tuning: {title}",
         "",
-        f"Model `{results['model']}`. Rows: {rows['train']} train, {rows['select']} selection "
+        f"Model `{results['model']}`. {unit.capitalize()}: {rows['train']} train, "
+        f"{rows['select']} selection "
         f"({held}; split seed {d['split_seed']}), {rows['dev']} dev. LRs "
         f"{', '.join(f'{lr:g}' for lr in p['lrs'])} x seeds {', '.join(map(str, p['seeds']))}; "
         f"{p['epochs']} epochs, batch {p['batch_size']}. Chosen on the selection rows: the epoch "
@@ -115,10 +119,11 @@ def markdown(results: dict) -> str:
                 f"{b[seed]['dev']:.4f} ({b[seed]['epoch']}) | {_signed(diff)} |"
             )
     maj = results["majority"]
-    base = ", ".join(f"{_name(r)} {maj['dev'][r]:.4f}" for r in reported if r in maj["dev"])
+    if maj:  # a constant predictor: classification only
+        base = ", ".join(f"{_name(r)} {maj['dev'][r]:.4f}" for r in reported if r in maj["dev"])
+        label = maj["label"]
+        lines += ["", f"Majority class (label {label!r} of the training rows) on dev: {base}."]
     lines += [
-        "",
-        f"Majority class (label {maj['label']!r} of the training rows) on dev: {base}.",
         "",
         f"LR grid, mean selection {m} over seeds (* = chosen):",
         "",
@@ -153,12 +158,13 @@ def write_single_run_files(out: Path, results: dict) -> None:
     write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in flat))
     best = flat[run["best_epoch"] - 1]
     d, p = results["data"], results["protocol"]
+    maj = results["majority"] or {}
     summary = {
         **{k: v for k, v in best.items() if k.startswith(("eval_", "select_"))},
         "best_epoch": run["best_epoch"],
         "selected_on": f"select_{results['metric']} (rows held out of the training file)",
-        "majority_baseline_accuracy": results["majority"]["dev"]["accuracy"],
-        "majority_label": results["majority"]["label"],
+        "majority_baseline_accuracy": maj.get("dev", {}).get("accuracy"),  # None: no baseline
+        "majority_label": maj.get("label"),
         "labels": results["labels"],
         "num_train": d["rows"]["train"],
         "num_select": d["rows"]["select"],

@@ -5,12 +5,15 @@ the same architecture from random weights under a protocol that cannot flatter e
   bertprep finetune --model RUN/export --task mrpc --glue-dir glue_data/MRPC --output OUT \\
       --compare-random --lr 1e-4,3e-4,1e-3 --seeds 3
   bertprep finetune --model RUN/export --train train.tsv --eval dev.tsv --output OUT
+  bertprep finetune --model RUN/export --task squad --train dev-v1.1.json --output OUT
 
 Input: our training checkpoint (.pt, tokenizer from --vocab-dir) or an exported/transformers
 directory. Data: a GLUE task directory as distributed (--task sst2|cola|mrpc, --glue-dir with
 train.tsv and dev.tsv), or TSV/CSV/JSONL files with a text column, an optional second text
 column (sentence pairs) and a label column; without --eval, --eval-fraction of --train is held
-out as the reported set.
+out as the reported set. --task squad: SQuAD v1.1 JSON files (--train, --eval), span extraction
+(start/end head, windows of --max-seq-length 384 tokens every --doc-stride 128, EM and F1 by the
+official script's rules); its splits take whole articles.
 
 Protocol: --select-fraction of the training rows is held out as a selection set (which rows
 depends on --split-seed only). Every run (arm x LR x seed) trains on the rest and is evaluated
@@ -35,17 +38,23 @@ from pathlib import Path
 import torch
 
 from ground.errors import UserError
-from pretrain import compare, glue
+from pretrain import compare, glue, squad_task
 from pretrain.finetune_metrics import METRICS
 from pretrain.finetune_runs import Hyper
+
+SQUAD = "squad"  # --task squad: span extraction (pretrain.squad_task), not a GLUE task
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="checkpoint .pt or exported model directory")
     p.add_argument("--vocab-dir", help="dir with tokenizer.json (required for a .pt checkpoint)")
-    p.add_argument("--task", help=f"GLUE task: {', '.join(glue.TASKS)} (reader and metric)")
+    p.add_argument(
+        "--task",
+        help=f"GLUE task: {', '.join(glue.TASKS)} (reader and metric), or {SQUAD} "
+        "(SQuAD v1.1 JSON in --train/--eval)",
+    )
     p.add_argument("--glue-dir", help="the task's GLUE directory (train.tsv and dev.tsv)")
-    p.add_argument("--train", help="training data: .tsv, .csv or .jsonl")
+    p.add_argument("--train", help="training data: .tsv, .csv or .jsonl (squad: .json)")
     p.add_argument("--eval", help="reported data (default: hold out --eval-fraction of --train)")
     p.add_argument(
         "--eval-fraction",
@@ -70,8 +79,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-column", default="label", help="column/field with the label")
     p.add_argument(
         "--metric",
-        choices=METRICS,
-        help="selection metric (default: the task's; accuracy for custom files)",
+        choices=(*METRICS, *squad_task.METRICS[1:]),
+        help="selection metric (default: the task's; accuracy for custom files; squad: f1 "
+        "or exact_match)",
     )
     p.add_argument("--output", required=True, help="output directory")
     p.add_argument("--lr", default="2e-5", help="peak LR, or a comma-separated grid: 1e-4,3e-4")
@@ -85,7 +95,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="AdamW weight decay (not on bias/LayerNorm)",
     )
     p.add_argument(
-        "--max-seq-length", type=int, default=128, help="tokens per example after truncation"
+        "--max-seq-length",
+        type=int,
+        help="tokens per example after truncation (default 128; squad: per window, 384)",
+    )
+    p.add_argument(
+        "--doc-stride", type=int, default=128, help="squad: tokens between window starts"
+    )
+    p.add_argument("--max-query-length", type=int, default=64, help="squad: question tokens kept")
+    p.add_argument("--n-best", type=int, default=20, help="squad: start/end candidates per window")
+    p.add_argument(
+        "--max-answer-length", type=int, default=30, help="squad: longest answer, in tokens"
     )
     seeds = p.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, help="one run seed (default 0)")
@@ -163,8 +183,22 @@ def _seeds(args) -> tuple[int, ...]:
     return seeds
 
 
-def _source(args) -> compare.Source:
+def _source(args) -> compare.Source | squad_task.SquadSource:
     """Where the data comes from: ``--task`` + ``--glue-dir``, or ``--train`` [+ ``--eval``]."""
+    if args.task and args.task.lower() == SQUAD:
+        if args.glue_dir or not args.train:
+            raise UserError("--task squad reads SQuAD JSON: pass --train FILE (and --eval FILE)")
+        for name in ("doc_stride", "max_query_length", "n_best", "max_answer_length"):
+            if getattr(args, name) <= 0:
+                raise UserError(f"--{name.replace('_', '-')} must be > 0")
+        return squad_task.SquadSource(
+            Path(args.train),
+            Path(args.eval) if args.eval else None,
+            args.doc_stride,
+            args.max_query_length,
+            args.n_best,
+            args.max_answer_length,
+        )
     task = glue.get_task(args.task) if args.task else None
     if args.glue_dir:
         if args.train or args.eval:
@@ -192,6 +226,9 @@ def _source(args) -> compare.Source:
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     """Check the options, then run the protocol (:func:`pretrain.compare.run_plan`); 0."""
+    squad = bool(args.task) and args.task.lower() == SQUAD
+    if args.max_seq_length is None:
+        args.max_seq_length = 384 if squad else 128
     for name in ("batch_size", "epochs", "max_seq_length"):
         if getattr(args, name) <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be > 0")
@@ -205,7 +242,12 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.reuse_random and (args.save_best or not args.compare_random):
         raise UserError("--reuse-random goes with --compare-random and without --save-best")
     source = _source(args)
-    metric = args.metric or (source.task.metric if source.task else "accuracy")
+    if squad:
+        metric = args.metric or "f1"
+    else:
+        if args.metric == "exact_match":
+            raise UserError("--metric exact_match is for --task squad")
+        metric = args.metric or (source.task.metric if source.task else "accuracy")
     arms = (
         ("pretrained", "random")
         if args.compare_random

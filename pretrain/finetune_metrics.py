@@ -16,7 +16,13 @@ import numpy as np
 
 # Every metric a run records; a task names one of them as its headline (see pretrain.glue).
 METRICS = ("accuracy", "f1", "mcc", "macro_f1")
-LABELS = {"accuracy": "accuracy", "f1": "F1", "mcc": "MCC", "macro_f1": "macro-F1"}
+LABELS = {
+    "accuracy": "accuracy",
+    "f1": "F1",
+    "mcc": "MCC",
+    "macro_f1": "macro-F1",
+    "exact_match": "EM",  # SQuAD's (pretrain.squad_metrics)
+}
 
 
 def accuracy(pred: np.ndarray, gold: np.ndarray) -> float:

@@ -12,18 +12,30 @@ Pairing: everything random in a run is drawn from its seed through independent s
 not depend on the arm, so at one seed the pretrained and the random-init run differ only in the
 encoder's starting weights. Each record carries fingerprints of its head init and batch order so
 this can be checked after the fact.
+
+What a run builds, trains and evaluates is its task's :class:`Kind`: :class:`Classification`
+here, span extraction in :mod:`pretrain.squad_task`. The protocol (seeds, streams, schedule,
+epoch choice) is the same for every kind.
+
+Reuse: :func:`random_key` hashes what a random-init run depends on, so an earlier grid's
+random arm can stand in for a rerun (:func:`reusable_random_runs`, ``--reuse-random``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
+from ground.errors import UserError
 from pretrain import finetune as ft
 from pretrain.config import BertConfig
 from pretrain.finetune_data import Encoded
@@ -48,12 +60,54 @@ class Hyper:
 @dataclass(frozen=True)
 class Splits:
     """Encoded rows: ``train`` (fitted), ``select`` (held out of the training file, for every
-    choice) and ``dev`` (reported, never chosen on)."""
+    choice) and ``dev`` (reported, never chosen on). ``num_labels``: classes (classification;
+    ignored by other kinds)."""
 
     train: Encoded
     select: Encoded
     dev: Encoded
     num_labels: int
+
+
+class Kind(Protocol):
+    """What :func:`run_one` needs from a task family. ``data`` is one of a :class:`Splits`'s
+    sets: it has ``len`` (rows per epoch) and an ``attention_mask`` ``[N, L]`` (batch order)."""
+
+    def build(self, cfg: BertConfig, encoder_state: dict | None, seed: int) -> nn.Module:
+        """The model with a head seeded by ``seed`` (see :func:`pretrain.finetune.derive_seed`)
+        on ``encoder_state``, or on a random encoder from the seed's own stream (``None``)."""
+        ...
+
+    def head(self, model: nn.Module) -> torch.Tensor:
+        """The new head's weight, fingerprinted to check that both arms start from it."""
+        ...
+
+    def train_epoch(self, model, data, optimizer, scheduler, order, device) -> dict:
+        """Train on the batches ``order``; ``{"train_loss", ..., "steps"}``."""
+        ...
+
+    def evaluate(self, model, data, batch_size: int, device) -> dict:
+        """Every metric of the kind on ``data`` (floats), ``loss`` among them."""
+        ...
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Sequence classification into ``num_labels`` classes (:mod:`pretrain.finetune`)."""
+
+    num_labels: int
+
+    def build(self, cfg, encoder_state, seed):
+        return ft.build_classifier(cfg, self.num_labels, encoder_state, seed)
+
+    def head(self, model):
+        return model.classifier.weight
+
+    def train_epoch(self, model, data, optimizer, scheduler, order, device):
+        return ft.train_epoch(model, data, optimizer, scheduler, 0, None, device, order=order)
+
+    def evaluate(self, model, data, batch_size, device):
+        return logit_metrics(ft.predict(model, data, batch_size, device), data.labels)
 
 
 def fingerprint(*arrays) -> str:
@@ -76,19 +130,22 @@ def run_one(
     device: torch.device,
     keep_best: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
+    kind: Kind | None = None,
 ) -> tuple[dict, dict | None]:
     """Train one run; returns ``(record, best_state)``.
 
     ``encoder_state`` is the pretrained encoder (``None``: random init, the ``random`` arm);
-    ``metric`` names the selection metric (a key of :func:`logit_metrics`). The record holds
+    ``kind`` what is trained (default: ``Classification(splits.num_labels)``); ``metric`` names
+    the selection metric (a key of what ``kind.evaluate`` returns). The record holds
     every epoch's train loss and selection and dev metrics, the chosen ``best_epoch`` with its
     ``select`` and ``dev`` values of ``metric``, wall ``seconds``, and fingerprints
     (``head_init``, ``batch_order``: 16 hex digits of sha256) of what must be equal across
     arms at one seed. ``best_state`` is the CPU state_dict of the best epoch when ``keep_best``.
     """
     t0 = time.time()
-    model = ft.build_classifier(cfg, splits.num_labels, encoder_state, seed).to(device)
-    head_init = fingerprint(model.classifier.weight.detach().cpu().numpy())
+    kind = kind if kind is not None else Classification(splits.num_labels)
+    model = kind.build(cfg, encoder_state, seed).to(device)
+    head_init = fingerprint(kind.head(model).detach().cpu().numpy())
     if hp.freeze_encoder:
         ft.freeze_encoder(model)
     steps_per_epoch = -(-len(splits.train) // hp.batch_size)
@@ -104,14 +161,11 @@ def run_one(
     for epoch in range(1, hp.epochs + 1):
         order = ft.epoch_batches(splits.train, hp.batch_size, order_rng, hp.group_by_length)
         order_hash.update(np.concatenate(order).tobytes())
-        tr = ft.train_epoch(
-            model, splits.train, optimizer, scheduler, hp.batch_size, None, device, order=order
-        )
+        tr = kind.train_epoch(model, splits.train, optimizer, scheduler, order, device)
         step += tr.pop("steps")
         row = {"epoch": epoch, "step": step, **tr}
         for name, data in (("select", splits.select), ("dev", splits.dev)):
-            logits = ft.predict(model, data, hp.eval_batch_size, device)
-            row[name] = logit_metrics(logits, data.labels)
+            row[name] = kind.evaluate(model, data, hp.eval_batch_size, device)
         epochs.append(row)
         if best is None or row["select"][metric] > best["select"][metric]:
             best = row
@@ -183,3 +237,47 @@ def paired(choice: dict, a: str = "pretrained", b: str = "random") -> dict | Non
     diffs = {s: ra[s]["dev"] - rb[s]["dev"] for s in ra if s in rb}
     stats = mean_std(diffs.values())
     return {"by_seed": diffs, **stats, "positive": sum(d > 0 for d in diffs.values())}
+
+
+def random_key(plan, splits: Splits, cfg: BertConfig, info: dict) -> str:
+    """What a random-init run depends on, hashed: the encoded rows of every split (so the
+    tokenizer and the split seed), the architecture, the hyperparameters, the metric, the
+    device and the torch version. Not the pretrained weights: that arm never sees them.
+    ``plan``: a :class:`pretrain.compare.Plan`; ``info``: its data description."""
+    arrays = [
+        a
+        for part in (splits.train, splits.select, splits.dev)
+        for a in (part.input_ids, part.token_type_ids, part.attention_mask, part.labels)
+    ]
+    facts = {
+        "rows": fingerprint(*arrays),
+        "config": cfg.to_dict(),
+        "hyper": asdict(plan.hyper),
+        "max_seq_length": plan.max_seq_length,
+        "metric": plan.metric,
+        "device": plan.device.type,
+        "torch": torch.__version__,
+        "split": info["split_fingerprint"],
+    }
+    if "squad" in info:  # window and decoding settings (absent for classification: same key)
+        facts["squad"] = info["squad"]
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def reusable_random_runs(path: Path, key: str) -> dict[tuple[float, int], dict]:
+    """``(lr, seed) -> record`` of the random-init runs in an earlier ``results.json`` made
+    with the same :func:`random_key` (same rows, architecture, hyperparameters, device).
+
+    Raises:
+        UserError: unreadable file, or one made under a different key.
+    """
+    try:
+        earlier = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UserError(f"--reuse-random {path}: cannot read it as results.json ({e})") from None
+    if earlier.get("random_key") != key:
+        raise UserError(
+            f"--reuse-random {path}: made with other data, architecture, hyperparameters or "
+            "device (its random_key differs); random-init runs can be reused only unchanged"
+        )
+    return {(r["lr"], r["seed"]): r for r in earlier.get("runs", []) if r["arm"] == "random"}
