@@ -10,8 +10,10 @@ those choices; no choice reads them.
 Pairing: everything random in a run is drawn from its seed through independent streams
 (:func:`pretrain.finetune.derive_seed`): the head init, the batch order and the dropout masks do
 not depend on the arm, so at one seed the pretrained and the random-init run differ only in the
-encoder's starting weights. Each record carries fingerprints of its head init and batch order so
-this can be checked after the fact.
+encoder's starting weights. The ``frozen`` arm starts from the same pretrained encoder as
+``pretrained`` and trains only the head (:func:`pretrain.finetune.freeze_encoder`), so it differs
+from ``pretrained`` only in what trains. Each record carries fingerprints of its head init and
+batch order so this can be checked after the fact.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from pretrain.config import BertConfig
 from pretrain.finetune_data import Encoded
 from pretrain.finetune_metrics import logit_metrics, mean_std
 
-ARMS = ("pretrained", "random")
+ARMS = ("pretrained", "frozen", "random")
+# Paired differences reported, a - b, for every pair of arms that ran (see all_paired).
+PAIRS = (("pretrained", "random"), ("pretrained", "frozen"), ("frozen", "random"))
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ def run_one(
     """Train one run; returns ``(record, best_state)``.
 
     ``encoder_state`` is the pretrained encoder (``None``: random init, the ``random`` arm);
+    the ``frozen`` arm (and every arm under ``hp.freeze_encoder``) trains the head only;
     ``metric`` names the selection metric (a key of :func:`logit_metrics`). The record holds
     every epoch's train loss and selection and dev metrics, the chosen ``best_epoch`` with its
     ``select`` and ``dev`` values of ``metric``, wall ``seconds``, and fingerprints
@@ -89,7 +94,8 @@ def run_one(
     t0 = time.time()
     model = ft.build_classifier(cfg, splits.num_labels, encoder_state, seed).to(device)
     head_init = fingerprint(model.classifier.weight.detach().cpu().numpy())
-    if hp.freeze_encoder:
+    frozen = hp.freeze_encoder or arm == "frozen"
+    if frozen:
         ft.freeze_encoder(model)
     steps_per_epoch = -(-len(splits.train) // hp.batch_size)
     total = steps_per_epoch * hp.epochs
@@ -121,6 +127,7 @@ def run_one(
             on_epoch(row)
     record = {
         "arm": arm,
+        "frozen": frozen,
         "lr": lr,
         "seed": seed,
         "epochs": epochs,
@@ -183,3 +190,9 @@ def paired(choice: dict, a: str = "pretrained", b: str = "random") -> dict | Non
     diffs = {s: ra[s]["dev"] - rb[s]["dev"] for s in ra if s in rb}
     stats = mean_std(diffs.values())
     return {"by_seed": diffs, **stats, "positive": sum(d > 0 for d in diffs.values())}
+
+
+def all_paired(choice: dict) -> dict:
+    """:func:`paired` for each pair of :data:`PAIRS` whose arms both ran, keyed ``"a-b"``
+    (``pretrained-random``, ``pretrained-frozen``, ``frozen-random``)."""
+    return {f"{a}-{b}": paired(choice, a, b) for a, b in PAIRS if a in choice and b in choice}
