@@ -46,6 +46,7 @@ from pretrain.finetune_runs import (  # random_key, reusable_random_runs: re-exp
     Hyper,
     Kind,
     Splits,
+    all_paired,
     choose,
     fingerprint,
     paired,
@@ -217,6 +218,11 @@ def _describe(plan: Plan, info: dict, id2label: list[str]) -> str:
         f"{len(plan.arms)} arm(s) x {len(plan.lrs)} LR x {len(plan.seeds)} seed(s) on "
         f"{plan.device}" + (" (frozen encoder)" if plan.hyper.freeze_encoder else "")
     ]
+    if "frozen" in plan.arms:
+        lines.append(
+            "arm frozen: the pretrained encoder with embeddings and encoder layers frozen; "
+            "the pooler and classifier train (arm pretrained: everything trains)"
+        )
     if info["dev_held_out_of_train"]:
         lines.append(
             f"no --eval: the reported dev rows are {n['dev']} rows held out of --train "
@@ -289,7 +295,7 @@ def run_plan(plan: Plan) -> dict:
                     results["runs"].append({**reuse[(lr, seed)], "reused": True})
                     print(report.run_line(reuse[(lr, seed)], plan.metric, hp.epochs) + " (reused)")
                     continue
-                state = pretrained.encoder_state if arm == "pretrained" else None
+                state = None if arm == "random" else pretrained.encoder_state
                 on_epoch = report.print_epoch(plan.metric) if plan.single else None
                 record, best = run_one(
                     splits,
@@ -312,7 +318,8 @@ def run_plan(plan: Plan) -> dict:
                 results["runs"].append(record)
                 write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
     results["choice"] = choose(results["runs"], plan.metric)
-    results["paired"] = paired(results["choice"])
+    results["paired"] = paired(results["choice"])  # pretrained - random, as always
+    results["pairs"] = all_paired(results["choice"])  # every pair of arms that ran
     results["seconds"] = round(time.time() - t0, 1)
     results["complete"] = True
     if plan.save_best and not plan.single:  # keep the chosen LR's models, one per seed

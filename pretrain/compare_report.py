@@ -65,9 +65,45 @@ def _signed(x: float) -> str:
     return f"{x:+.4f}"
 
 
+def _arm_notes(results: dict) -> list[str]:
+    """What trains in the frozen arm / under --freeze-encoder (one line, or none)."""
+    if results["protocol"].get("freeze_encoder"):
+        note = "--freeze-encoder: in every arm only the pooler and classifier train."
+    elif "frozen" in results["choice"]:
+        note = (
+            "Arm frozen: the pretrained encoder with its embeddings and layers frozen, only the "
+            "pooler and classifier train; arm pretrained: everything trains."
+        )
+    else:
+        return []
+    return ["", note]
+
+
+def _pair_lines(key: str, pair: dict, choice: dict, m: str) -> list[str]:
+    """The paired difference of arms ``a-b`` (``key``): a summary line and a row per seed."""
+    a, b = key.split("-")
+    lines = [
+        "",
+        f"Paired difference, {a} - {b}, dev {m} at the same seed (each arm at its chosen LR "
+        f"and epochs): {_stats(pair)} over {pair['n']} seeds, positive at {pair['positive']} of "
+        f"{pair['n']}.",
+        "",
+        f"| seed | {a} (epoch) | {b} (epoch) | difference |",
+        "|---|---|---|---|",
+    ]
+    ra, rb = choice[a]["runs"], choice[b]["runs"]
+    for seed, diff in pair["by_seed"].items():
+        lines.append(
+            f"| {seed} | {ra[seed]['dev']:.4f} ({ra[seed]['epoch']}) | "
+            f"{rb[seed]['dev']:.4f} ({rb[seed]['epoch']}) | {_signed(diff)} |"
+        )
+    return lines
+
+
 def markdown(results: dict) -> str:
-    """``summary.md``: chosen LR and dev metrics per arm, the paired differences per seed, the
-    majority-class baseline, and the LR grid's selection means."""
+    """``summary.md``: chosen LR and dev metrics per arm, what a frozen arm trains, the paired
+    differences per seed (each pair of arms that ran), the majority-class baseline, and the LR
+    grid's selection means."""
     metric, reported = results["metric"], results["reported"]
     m, d, p = _name(metric), results["data"], results["protocol"]
     rows, choice = d["rows"], results["choice"]
@@ -101,23 +137,12 @@ def markdown(results: dict) -> str:
             f"| {arm} | {c['lr']:g} | {' | '.join(cells)} | {s['min']:.4f}..{s['max']:.4f} | "
             f"{s['n']} | {_chosen(c)['select']:.4f} |"
         )
-    pair = results.get("paired")
-    if pair:
-        lines += [
-            "",
-            f"Paired difference, pretrained - random, dev {m} at the same seed (each arm at its "
-            f"chosen LR and epochs): {_stats(pair)} over {pair['n']} seeds, positive at "
-            f"{pair['positive']} of {pair['n']}.",
-            "",
-            "| seed | pretrained (epoch) | random (epoch) | difference |",
-            "|---|---|---|---|",
-        ]
-        a, b = choice["pretrained"]["runs"], choice["random"]["runs"]
-        for seed, diff in pair["by_seed"].items():
-            lines.append(
-                f"| {seed} | {a[seed]['dev']:.4f} ({a[seed]['epoch']}) | "
-                f"{b[seed]['dev']:.4f} ({b[seed]['epoch']}) | {_signed(diff)} |"
-            )
+    lines += _arm_notes(results)
+    pairs = results.get("pairs")
+    if pairs is None:  # results.json written before "pairs" existed
+        pairs = {"pretrained-random": results["paired"]} if results.get("paired") else {}
+    for key, pair in pairs.items():
+        lines += _pair_lines(key, pair, choice, m)
     maj = results["majority"]
     if maj:  # a constant predictor: classification only
         base = ", ".join(f"{_name(r)} {maj['dev'][r]:.4f}" for r in reported if r in maj["dev"])

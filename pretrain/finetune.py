@@ -177,10 +177,20 @@ def build_classifier(
     return model
 
 
+FROZEN_TRAINS = ("bert.pooler.", "classifier.")  # what trains under freeze_encoder: the head
+
+
 def freeze_encoder(model: BertForSequenceClassification) -> None:
-    """Train only the classifier: the encoder (and pooler) get ``requires_grad=False``."""
-    for p in model.bert.parameters():
-        p.requires_grad_(False)
+    """Freeze the embeddings and encoder layers; the pooler and classifier (the head) train.
+
+    Unlike the usual transformers recipe (``model.bert.parameters()``, pooler included), the
+    pooler counts as head: pretraining trains it for NSP only (with ``--no-nsp`` not at all), so
+    frozen it would put a fixed NSP-shaped or random projection before the classifier. Dropout
+    stays on in training mode, as in transformers; no gradient reaches the frozen part.
+    """
+    for module in (model.bert.embeddings, model.bert.encoder):
+        for p in module.parameters():
+            p.requires_grad_(False)
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:

@@ -6,12 +6,15 @@ the same architecture from random weights under a protocol that cannot flatter e
       --compare-random --lr 1e-4,3e-4,1e-3 --seeds 3
   bertprep finetune --model RUN/export --train train.tsv --eval dev.tsv --output OUT
   bertprep finetune --model RUN/export --task squad --train dev-v1.1.json --output OUT
+  bertprep finetune --model RUN/export --task snli --train snli_1.0_dev.jsonl.gz --output OUT \\
+      --compare-frozen --lr 1e-4,1e-3 --seeds 3
 
 Input: our training checkpoint (.pt, tokenizer from --vocab-dir) or an exported/transformers
 directory. Data: a GLUE task directory as distributed (--task sst2|cola|mrpc, --glue-dir with
-train.tsv and dev.tsv), or TSV/CSV/JSONL files with a text column, an optional second text
-column (sentence pairs) and a label column; without --eval, --eval-fraction of --train is held
-out as the reported set. --task squad: SQuAD v1.1 JSON files (--train, --eval), span extraction
+train.tsv and dev.tsv), SNLI JSONL as distributed (--task snli, --train/--eval, .jsonl or
+.jsonl.gz), or TSV/CSV/JSONL files with a text column, an optional second text column (sentence
+pairs) and a label column; without --eval, --eval-fraction of --train is held out as the
+reported set. --task squad: SQuAD v1.1 JSON files (--train, --eval), span extraction
 (start/end head, windows of --max-seq-length 384 tokens every --doc-stride 128, EM and F1 by the
 official script's rules); its splits take whole articles.
 
@@ -19,7 +22,9 @@ Protocol: --select-fraction of the training rows is held out as a selection set 
 depends on --split-seed only). Every run (arm x LR x seed) trains on the rest and is evaluated
 after each epoch on the selection set and on dev. The epoch of each run and the LR of each arm
 are chosen on the selection set; dev is reported at those choices, never chosen on. Seeds are
-paired: at one seed both arms get the same head init, batch order and dropout masks.
+paired: at one seed every arm gets the same head init, batch order and dropout masks. Arms:
+pretrained (default), random (--random-init), both (--compare-random); --compare-frozen adds the
+pretrained encoder frozen (arm frozen: only the pooler and classifier train).
 
 Defaults follow the BERT paper (Devlin et al. 2019, appendix A.3) for batch (32), epochs (3),
 warmup (10% linear, then linear decay), weight decay (0.01, none on biases and LayerNorm) and
@@ -122,7 +127,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="only the baseline: same architecture, random weights",
     )
-    p.add_argument("--freeze-encoder", action="store_true", help="train only the head")
+    p.add_argument(
+        "--freeze-encoder",
+        action="store_true",
+        help="every arm trains only the head (pooler + classifier)",
+    )
+    p.add_argument(
+        "--compare-frozen",
+        action="store_true",
+        help="add the arm 'frozen' (pretrained encoder frozen, pooler + classifier train) beside "
+        "'pretrained' (all trains); with --compare-random, three arms",
+    )
     p.add_argument(
         "--no-group-by-length",
         dest="group_by_length",
@@ -210,6 +225,11 @@ def _source(args) -> compare.Source | squad_task.SquadSource:
                     f"--glue-dir {args.glue_dir}: pass --task ({', '.join(glue.TASKS)})"
                 )
             task = glue.get_task(name)
+        if not task.glue_dir:
+            raise UserError(
+                f"--task {task.name} reads its own files, not a GLUE directory: pass --train "
+                "(and --eval; without it --eval-fraction of --train is held out)"
+            )
         train, dev = glue.task_files(args.glue_dir)
         return compare.Source(train, dev, task)
     if not args.train:
@@ -248,11 +268,16 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         if args.metric == "exact_match":
             raise UserError("--metric exact_match is for --task squad")
         metric = args.metric or (source.task.metric if source.task else "accuracy")
+    if args.compare_frozen and (args.random_init or args.freeze_encoder):
+        flag = "--random-init" if args.random_init else "--freeze-encoder"
+        raise UserError(f"--compare-frozen runs a frozen and a trainable arm: drop {flag}")
     arms = (
         ("pretrained", "random")
         if args.compare_random
         else (("random",) if args.random_init else ("pretrained",))
     )
+    if args.compare_frozen:  # pretrained, frozen[, random]
+        arms = (arms[0], "frozen", *arms[1:])
     if args.threads:
         torch.set_num_threads(args.threads)
     hyper = Hyper(

@@ -11,7 +11,9 @@ Pairing: everything random in a run is drawn from its seed through independent s
 (:func:`pretrain.finetune.derive_seed`): the head init, the batch order and the dropout masks do
 not depend on the arm, so at one seed the pretrained and the random-init run differ only in the
 encoder's starting weights. Each record carries fingerprints of its head init and batch order so
-this can be checked after the fact.
+this can be checked after the fact. The ``frozen`` arm starts from the same pretrained encoder as
+``pretrained`` and trains only the head (:func:`pretrain.finetune.freeze_encoder`), so it differs
+from ``pretrained`` only in what trains.
 
 What a run builds, trains and evaluates is its task's :class:`Kind`: :class:`Classification`
 here, span extraction in :mod:`pretrain.squad_task`. The protocol (seeds, streams, schedule,
@@ -41,7 +43,9 @@ from pretrain.config import BertConfig
 from pretrain.finetune_data import Encoded
 from pretrain.finetune_metrics import logit_metrics, mean_std
 
-ARMS = ("pretrained", "random")
+ARMS = ("pretrained", "frozen", "random")
+# Paired differences reported, a - b, for every pair of arms that ran (see all_paired).
+PAIRS = (("pretrained", "random"), ("pretrained", "frozen"), ("frozen", "random"))
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,7 @@ def run_one(
     """Train one run; returns ``(record, best_state)``.
 
     ``encoder_state`` is the pretrained encoder (``None``: random init, the ``random`` arm);
+    the ``frozen`` arm (and every arm under ``hp.freeze_encoder``) trains the head only;
     ``kind`` what is trained (default: ``Classification(splits.num_labels)``); ``metric`` names
     the selection metric (a key of what ``kind.evaluate`` returns). The record holds
     every epoch's train loss and selection and dev metrics, the chosen ``best_epoch`` with its
@@ -146,7 +151,8 @@ def run_one(
     kind = kind if kind is not None else Classification(splits.num_labels)
     model = kind.build(cfg, encoder_state, seed).to(device)
     head_init = fingerprint(kind.head(model).detach().cpu().numpy())
-    if hp.freeze_encoder:
+    frozen = hp.freeze_encoder or arm == "frozen"
+    if frozen:
         ft.freeze_encoder(model)
     steps_per_epoch = -(-len(splits.train) // hp.batch_size)
     total = steps_per_epoch * hp.epochs
@@ -175,6 +181,7 @@ def run_one(
             on_epoch(row)
     record = {
         "arm": arm,
+        "frozen": frozen,
         "lr": lr,
         "seed": seed,
         "epochs": epochs,
@@ -261,6 +268,8 @@ def random_key(plan, splits: Splits, cfg: BertConfig, info: dict) -> str:
     }
     if "squad" in info:  # window and decoding settings (absent for classification: same key)
         facts["squad"] = info["squad"]
+    if plan.hyper.freeze_encoder:  # what a frozen run trains changed once (pooler now trains)
+        facts["frozen_trains"] = list(ft.FROZEN_TRAINS)
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -281,3 +290,9 @@ def reusable_random_runs(path: Path, key: str) -> dict[tuple[float, int], dict]:
             "device (its random_key differs); random-init runs can be reused only unchanged"
         )
     return {(r["lr"], r["seed"]): r for r in earlier.get("runs", []) if r["arm"] == "random"}
+
+
+def all_paired(choice: dict) -> dict:
+    """:func:`paired` for each pair of :data:`PAIRS` whose arms both ran, keyed ``"a-b"``
+    (``pretrained-random``, ``pretrained-frozen``, ``frozen-random``)."""
+    return {f"{a}-{b}": paired(choice, a, b) for a, b in PAIRS if a in choice and b in choice}

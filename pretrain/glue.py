@@ -12,6 +12,9 @@ Each file has its own layout, read exactly (tab-separated, no quoting: the sente
 Labels are ``"0"``/``"1"`` in every task (ids 0 and 1). Headline metrics as GLUE reports them:
 SST-2 accuracy, CoLA Matthews correlation, MRPC F1 of the positive class (paraphrase), with
 accuracy reported beside it.
+
+SNLI (``--task snli``, :mod:`pretrain.nli`) is registered here too, with its own reader: JSONL
+files rather than a GLUE directory, three classes, accuracy with macro F1 beside it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ground.errors import UserError
+from pretrain import nli
 from pretrain.finetune_data import Example, ReadResult
 
 _MRPC_HEADER = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
@@ -98,8 +102,9 @@ def read_mrpc(path: str | Path) -> ReadResult:
 
 @dataclass(frozen=True)
 class Task:
-    """One GLUE task: its reader, whether examples are sentence pairs, the metric chosen on
-    (``selection`` and reported first) and the other metrics reported beside it."""
+    """One task: its reader, whether examples are sentence pairs, the metric chosen on
+    (``selection`` and reported first), the other metrics reported beside it, its classes in
+    id order, and whether it comes as a GLUE directory (``--glue-dir``: train.tsv, dev.tsv)."""
 
     name: str
     reader: Callable[[str | Path], ReadResult]
@@ -107,6 +112,7 @@ class Task:
     metric: str
     also: tuple[str, ...] = ()
     labels: tuple[str, ...] = ("0", "1")
+    glue_dir: bool = True
 
     @property
     def reported(self) -> tuple[str, ...]:
@@ -118,6 +124,16 @@ TASKS: dict[str, Task] = {
     "sst2": Task("sst2", read_sst2, pair=False, metric="accuracy"),
     "cola": Task("cola", read_cola, pair=False, metric="mcc", also=("accuracy",)),
     "mrpc": Task("mrpc", read_mrpc, pair=True, metric="f1", also=("accuracy",)),
+    # Not a GLUE task: SNLI's JSONL files (--train/--eval), three classes.
+    "snli": Task(
+        "snli",
+        nli.read_snli,
+        pair=True,
+        metric="accuracy",
+        also=("macro_f1",),
+        labels=nli.LABELS,
+        glue_dir=False,
+    ),
 }
 
 

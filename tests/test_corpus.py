@@ -5,6 +5,7 @@ ATTRIBUTION.md says."""
 from __future__ import annotations
 
 import bz2
+import gzip
 import hashlib
 import json
 import random
@@ -49,6 +50,7 @@ def original(rel: str) -> str:
         return re.sub(r"^wikitext-en-(json|bz2)/", "wikitext-en/", rel).removesuffix(".bz2")
     if rel.startswith("books/gutenberg/"):
         return rel.removesuffix(".bz2")
+    rel = re.sub(r"-first-\d+\.jsonl\.gz$", ".jsonl.gz", rel)  # snli/snli_1.0_dev-first-100
     return re.sub(r"/train-first-\d+\.tsv$", "/train.tsv", rel)
 
 
@@ -107,6 +109,9 @@ def test_bundled_copies_are_the_shared_files(shared_dir):
                 bundled.splitlines(keepends=True)
                 == source.splitlines(keepends=True)[: int(m[1]) + 1]
             ), rel
+        elif m := re.search(r"-first-(\d+)\.jsonl\.gz$", rel):  # the first N lines, gzipped
+            lines = gzip.decompress(source).splitlines(keepends=True)
+            assert gzip.decompress(bundled) == b"".join(lines[: int(m[1])]), rel
         elif rel.endswith("glue-sst2-train-8k.tsv"):  # the seeded sample ATTRIBUTION.md names
             header, *rows = source.splitlines(keepends=True)
             random.Random(20261205).shuffle(rows)

@@ -1,0 +1,81 @@
+"""Hand-off to the ecosystem: transformers' own ``Trainer`` fine-tunes
+``BertForSequenceClassification.from_pretrained(<our export>)`` on real SST-2 rows and its loss
+falls, and ``AutoTokenizer.from_pretrained(<our export>)`` tokenizes as we do. So scripts built on
+them (run_glue.py and the like) take our export as ``--model_name_or_path`` unchanged.
+
+Needs ``accelerate`` (transformers' Trainer requires it; in the ``dev`` extra).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pretrain import finetune as ft
+from pretrain import finetune_data as fd
+from pretrain import glue
+from tests.pretrain.tiny_bert import export_tiny
+
+
+def test_transformers_trainer_fine_tunes_our_export(tmp_path, corpus_dir):
+    from transformers import (
+        AutoTokenizer,
+        BertForSequenceClassification,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
+
+    export = export_tiny(tmp_path / "model", corpus_dir)
+    rows = glue.read_sst2(corpus_dir / "testdata" / "glue" / "SST-2" / "train-first-240.tsv")
+    rows = rows.examples[:48]
+    tok = AutoTokenizer.from_pretrained(export)
+    enc = tok([e.text_a for e in rows], truncation=True, max_length=64)
+    # The same ids as our own encoding of these rows ([CLS] ... [SEP], lower-cased WordPiece).
+    ours = fd.encode_examples(fd.load_tokenizer(None, ft.load_pretrained(export))[0], rows,
+                              {"0": 0, "1": 1}, 64)  # fmt: skip
+    for i, ids in enumerate(enc["input_ids"]):
+        n = len(ids)
+        assert ours.input_ids[i, :n].tolist() == ids and not ours.input_ids[i, n:].any()
+    data = [
+        {"input_ids": ids, "token_type_ids": tt, "attention_mask": m, "labels": int(e.label)}
+        for ids, tt, m, e in zip(
+            enc["input_ids"], enc["token_type_ids"], enc["attention_mask"], rows
+        )
+    ]
+
+    model, info = BertForSequenceClassification.from_pretrained(
+        export, num_labels=2, output_loading_info=True
+    )
+    # Only the new head is missing; what is left over is the pretraining heads (cls.*).
+    assert sorted(info["missing_keys"]) == ["classifier.bias", "classifier.weight"], info
+    assert all(k.startswith("cls.") for k in info["unexpected_keys"]), info
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "hf"),
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        eval_strategy="no",
+        per_device_train_batch_size=16,
+        per_device_eval_batch_size=48,
+        max_steps=45,
+        learning_rate=1e-3,
+        logging_steps=5,
+        seed=0,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        eval_dataset=data,
+        data_collator=DataCollatorWithPadding(tok),
+        processing_class=tok,
+    )
+    before = trainer.evaluate()["eval_loss"]
+    trainer.train()
+    after = trainer.evaluate()["eval_loss"]
+    logged = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert len(logged) == 9 and logged[-1] < logged[0], logged
+    assert after < 0.25 * before, (before, after)
+    assert next(model.parameters()).device == torch.device("cpu")
