@@ -40,8 +40,11 @@ _CREDIT = re.compile(
     re.IGNORECASE,
 )
 CREDIT_BLOCKS = 4
-# Anything in the body that names Project Gutenberg is its boilerplate, not the book's text.
+# A block in the body that names Project Gutenberg is its boilerplate, not the book's text;
+# but not a block longer than this (characters): a file without paragraph breaks is one block,
+# and dropping it for one mention would drop the whole book (boilerplate blocks are short).
 _PG_MENTION = re.compile(r"project\s+gutenberg", re.IGNORECASE)
+PG_BLOCK_MAX_CHARS = 4000
 # Blocks of a text: separated by a line that is empty or holds only spaces and tabs.
 BLOCK_SPLIT = re.compile(r"\n[ \t]*\n")
 _TITLE = re.compile(r"Title:[ \t]*(\S[^\n]*)((?:\n[ \t]+\S[^\n]*)*)")
@@ -110,7 +113,7 @@ def strip_book(text: str) -> tuple[str, StripStats]:
             continue
         credit = start is not None and len(kept) + dropped < CREDIT_BLOCKS
         if (
-            _PG_MENTION.search(stripped)
+            (len(stripped) <= PG_BLOCK_MAX_CHARS and _PG_MENTION.search(stripped))
             or (credit and _CREDIT.match(stripped))
             or _ILLUSTRATION.match(stripped)
         ):

@@ -131,3 +131,12 @@ def test_a_book_past_the_cap_is_rejected_without_reading_it_whole(tmp_path, monk
     unit = core.Unit("books", "big.txt", str(tmp_path / "big.txt"))
     recs = list(core.extract_unit(unit, core.ExtractOptions(), run_report.empty()))
     assert Counting.asked == [cap + 1] and recs[0].reason == "too_large"
+
+
+def test_a_book_without_paragraph_breaks_keeps_its_text(corpus_dir):
+    """A whole book on one line is one block; naming Project Gutenberg once in it (as the last
+    line of the body often does) must not make it boilerplate and drop the book."""
+    raw = (corpus_dir / "books" / "345-8.txt").read_bytes()
+    one_line = b" ".join(raw.split())
+    rec, _ = books.book_document(one_line, "dracula.txt")
+    assert rec.text.startswith("DRACULA") or len(rec.text) > 800_000, getattr(rec, "reason", "")

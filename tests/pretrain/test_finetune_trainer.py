@@ -79,3 +79,50 @@ def test_transformers_trainer_fine_tunes_our_export(tmp_path, corpus_dir):
     assert len(logged) == 9 and logged[-1] < logged[0], logged
     assert after < 0.25 * before, (before, after)
     assert next(model.parameters()).device == torch.device("cpu")
+
+
+def test_transformers_trainer_fine_tunes_our_export_for_question_answering(tmp_path, corpus_dir):
+    """``BertForQuestionAnswering.from_pretrained(<our export>)`` under ``Trainer``, on windows of
+    real SQuAD questions made by our featurizer (start/end positions as run_qa.py makes them):
+    only ``qa_outputs`` is new, and the span loss falls."""
+    from transformers import BertForQuestionAnswering, Trainer, TrainingArguments
+
+    from pretrain import squad_data
+
+    export = export_tiny(tmp_path / "model", corpus_dir)
+    tok, _ = fd.load_tokenizer(None, ft.load_pretrained(export))
+    squad = squad_data.read_squad(corpus_dir / "testdata" / "squad" / "dev-v1.1-slice.json")
+    feats = squad_data.featurize(tok, squad.questions[:16], max_seq_length=192, doc_stride=64)
+    data = [
+        {
+            "input_ids": feats.input_ids[i].tolist(),
+            "token_type_ids": feats.token_type_ids[i].tolist(),
+            "attention_mask": feats.attention_mask[i].tolist(),
+            "start_positions": int(feats.labels[i, 0]),
+            "end_positions": int(feats.labels[i, 1]),
+        }
+        for i in range(len(feats))
+    ]
+    assert any(d["start_positions"] > 0 for d in data)  # answers inside windows, not only CLS
+    model, info = BertForQuestionAnswering.from_pretrained(export, output_loading_info=True)
+    assert sorted(info["missing_keys"]) == ["qa_outputs.bias", "qa_outputs.weight"], info
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "hf"),
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        eval_strategy="no",
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=32,
+        max_steps=40,
+        learning_rate=2e-3,
+        logging_steps=5,
+        seed=0,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=data, eval_dataset=data)
+    before = trainer.evaluate()["eval_loss"]
+    trainer.train()
+    after = trainer.evaluate()["eval_loss"]
+    assert after < 0.5 * before, (before, after)
