@@ -82,7 +82,8 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp directory beside ``path``; on normal exit publish it as ``path``.
 
-    Every file in it is fsynced, the directory gets mode ``0o777`` minus the umask, then it
+    Every file in it is fsynced and gets mode ``0o666`` minus the umask (directories
+    ``0o777`` minus it, whatever the writer chose), then it
     replaces ``path`` (an existing ``path`` is moved aside first and removed after). On an
     exception the temp directory is removed and ``path`` is untouched. For outputs that are
     a directory as a whole (an exported model, a saved classifier).
@@ -93,11 +94,16 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
+        mask = _umask()
         for f in tmp.rglob("*"):
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
-        os.chmod(tmp, 0o777 & ~_umask())
+                # writers such as safetensors create their file 0600 whatever the umask
+                os.chmod(f, 0o666 & ~mask)
+            elif f.is_dir():
+                os.chmod(f, 0o777 & ~mask)
+        os.chmod(tmp, 0o777 & ~mask)
         old = path.with_name(f".{path.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         if path.exists():

@@ -124,3 +124,22 @@ def test_worker_failures_relayed_as_text_become_the_error_they_were():
         raise RuntimeError("wrapped") from PermissionError(13, "Permission denied", "/p")
     except RuntimeError as exc:
         assert worker_cause(exc).filename == "/p"
+
+
+def test_outputs_respect_the_umask(trained):
+    """Shards, Parquet, checkpoints and the exported model get 0666/0777 minus the umask, as
+    open() would give them (tempfile's 0600 left them unreadable to another user)."""
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    files = [
+        *sorted((trained / "seq128").glob("*.hdf5"))[:1],
+        *sorted((trained / "docs").glob("*.parquet"))[:1],
+        *sorted((trained / "train").rglob("ckpt-*.pt"))[:1],
+        trained / "export" / "model.safetensors",
+    ]
+    assert len(files) == 4, files
+    for f in files:
+        assert f.stat().st_mode & 0o777 == 0o666 & ~mask, (f, oct(f.stat().st_mode))
+    assert (trained / "export").stat().st_mode & 0o777 == 0o777 & ~mask
