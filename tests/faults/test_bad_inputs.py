@@ -93,7 +93,7 @@ def test_every_input_failing_stops_extract_and_build(corpus_dir, tmp_path, capfd
     extract instead of at instances with "0 instances cannot fill 1 shards"."""
     dump = tmp_path / "in" / "dump.xml.bz2"
     dump.parent.mkdir()
-    dump.write_bytes(gzip.compress((corpus_dir / TINY).read_bytes()))
+    dump.write_bytes(gzip.compress((corpus_dir / TINY).read_bytes(), mtime=0))
     run = tmp_path / "run"
     assert bertprep(["extract", "--wikipedia", str(dump), "--output", str(run)]) == 2
     line = one_line_error(capfd.readouterr().err, "extract")
