@@ -34,6 +34,25 @@ from pretrain.model import BertModel, pad_vocab, strip_vocab_padding
 _HEAD_CONFIG_KEYS = ("num_labels", "id2label", "label2id", "problem_type", "finetuning_task")
 
 
+@torch.no_grad()
+def bert_init_(model: nn.Module) -> None:
+    """BERT init of a fine-tuning model (``model.config``, ``model.bert``): N(0,
+    initializer_range) weights, zero biases, LayerNorm (1, 0); the [PAD] and padded vocabulary
+    rows are zero, as in ``BertForPreTraining``. In place, in module order (so a seed gives the
+    same weights whatever the head)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            m.weight.normal_(0.0, model.config.initializer_range)
+            if getattr(m, "bias", None) is not None:
+                m.bias.zero_()
+        elif isinstance(m, nn.LayerNorm):
+            m.weight.fill_(1.0)
+            m.bias.zero_()
+    emb = model.bert.embeddings.word_embeddings.weight
+    emb[0].zero_()
+    emb[model.config.vocab_size :].zero_()
+
+
 class BertForSequenceClassification(nn.Module):
     """BERT encoder + pooler + dropout + linear head (transformers' parameter names)."""
 
@@ -46,21 +65,8 @@ class BertForSequenceClassification(nn.Module):
         self.classifier = nn.Linear(cfg.hidden_size, num_labels)
         self.reset_parameters()
 
-    @torch.no_grad()
     def reset_parameters(self) -> None:
-        """BERT init (N(0, initializer_range) weights, zero biases, LayerNorm (1, 0)); the
-        [PAD] and padded vocabulary rows are zero, as in ``BertForPreTraining``."""
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                m.weight.normal_(0.0, self.config.initializer_range)
-                if getattr(m, "bias", None) is not None:
-                    m.bias.zero_()
-            elif isinstance(m, nn.LayerNorm):
-                m.weight.fill_(1.0)
-                m.bias.zero_()
-        emb = self.bert.embeddings.word_embeddings.weight
-        emb[0].zero_()
-        emb[self.config.vocab_size :].zero_()
+        bert_init_(self)
 
     def forward(self, input_ids, token_type_ids, attention_mask) -> torch.Tensor:
         """[B, T] ids, segments, mask (1 = real token) -> logits [B, num_labels]."""

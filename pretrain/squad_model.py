@@ -24,7 +24,8 @@ from torch import nn
 
 from ground.atomic import atomic_dir
 from pretrain.config import BertConfig
-from pretrain.finetune import derive_seed
+from pretrain.export import save_safetensors
+from pretrain.finetune import bert_init_, derive_seed
 from pretrain.model import BertModel, strip_vocab_padding
 from pretrain.squad_data import SquadFeatures
 
@@ -42,21 +43,8 @@ class BertForQuestionAnswering(nn.Module):
         self.bert.pooler.requires_grad_(False)  # unused: no gradient, not saved
         self.reset_parameters()
 
-    @torch.no_grad()
     def reset_parameters(self) -> None:
-        """BERT init (N(0, initializer_range) weights, zero biases, LayerNorm (1, 0)); the
-        [PAD] and padded vocabulary rows are zero, as in ``BertForPreTraining``."""
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                m.weight.normal_(0.0, self.config.initializer_range)
-                if getattr(m, "bias", None) is not None:
-                    m.bias.zero_()
-            elif isinstance(m, nn.LayerNorm):
-                m.weight.fill_(1.0)
-                m.bias.zero_()
-        emb = self.bert.embeddings.word_embeddings.weight
-        emb[0].zero_()
-        emb[self.config.vocab_size :].zero_()
+        bert_init_(self)
 
     def forward(self, input_ids, token_type_ids, attention_mask):
         """[B, T] ids, segments, mask (1 = real token) -> start and end logits, each [B, T]."""
@@ -148,7 +136,6 @@ def save_qa(
     """Write a transformers ``BertForQuestionAnswering`` directory (config, float32
     ``model.safetensors`` without the pooler and the vocabulary padding rows, tokenizer files:
     a ``Path`` is copied, a ``str`` is the file's text), replacing ``out_dir`` atomically."""
-    from safetensors.torch import save_file  # safetensors: only where weights are written
 
     cfg, out_dir = model.config, Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -162,7 +149,7 @@ def save_qa(
     }
     with atomic_dir(out_dir) as tmp:
         (tmp / "config.json").write_text(json.dumps(hf, indent=2, sort_keys=True) + "\n")
-        save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
+        save_safetensors(state, tmp / "model.safetensors", {"format": "pt"}, out_dir)
         for name, src in sorted(tokenizer_files.items()):
             if isinstance(src, Path):
                 shutil.copyfile(src, tmp / name)

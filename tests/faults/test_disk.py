@@ -29,6 +29,18 @@ def trained(two_books, tmp_path_factory):
     return run
 
 
+def _writing(command: str, out, trained, two_books, corpus_dir) -> list[str]:
+    """The arguments of ``command`` writing its output to ``out`` (small real inputs)."""
+    return {
+        "extract": ["--books", str(two_books), "--output", str(out)],
+        "build": ["--books", str(two_books), "--output", str(out), "--vocab-size", "1000"],
+        "train": ["--data", str(trained / "seq128"), "--output", str(out), *TRAIN],
+        "export": [str(trained / "train"), str(out)],
+        "finetune": ["--model", str(trained / "export"), "--task", "sst2", "--output", str(out),
+                     "--train", str(corpus_dir / "testdata/glue/SST-2/train-first-240.tsv")],
+    }[command]  # fmt: skip
+
+
 def _train(*args: str):
     return proc.run([sys.executable, "-m", "pretrain.train", *args, *TRAIN], timeout=300)
 
@@ -70,14 +82,7 @@ def test_export_to_a_full_disk(trained, small_disk, capfd):
 @pytest.mark.parametrize("command", ["extract", "build", "train", "export", "finetune"])
 def test_read_only_output(command, trained, two_books, corpus_dir, small_disk, capfd):
     out = small_disk("ro", read_only=True) / "out"
-    argv = {
-        "extract": ["--books", str(two_books), "--output", str(out)],
-        "build": ["--books", str(two_books), "--output", str(out), "--vocab-size", "1000"],
-        "train": ["--data", str(trained / "seq128"), "--output", str(out), *TRAIN],
-        "export": [str(trained / "train"), str(out)],
-        "finetune": ["--model", str(trained / "export"), "--task", "sst2", "--output", str(out),
-                     "--train", str(corpus_dir / "testdata/glue/SST-2/train-first-240.tsv")],
-    }[command]  # fmt: skip
+    argv = _writing(command, out, trained, two_books, corpus_dir)
     assert bertprep([command, *argv]) == 2
     line = one_line_error(capfd.readouterr().err, command)
     assert line.endswith(READ_ONLY), line
@@ -91,14 +96,7 @@ def test_output_that_is_or_is_under_a_file(
     afile = tmp_path / "afile"
     afile.write_text("x")
     out = afile if where == "is a file" else afile / "out"
-    argv = {
-        "extract": ["--books", str(two_books), "--output", str(out)],
-        "build": ["--books", str(two_books), "--output", str(out), "--vocab-size", "1000"],
-        "train": ["--data", str(trained / "seq128"), "--output", str(out), *TRAIN],
-        "export": [str(trained / "train"), str(out)],
-        "finetune": ["--model", str(trained / "export"), "--task", "sst2", "--output", str(out),
-                     "--train", str(corpus_dir / "testdata/glue/SST-2/train-first-240.tsv")],
-    }[command]  # fmt: skip
+    argv = _writing(command, out, trained, two_books, corpus_dir)
     assert bertprep([command, *argv]) == 2
     line = one_line_error(capfd.readouterr().err, command)
     assert str(afile) in line and ("not a directory" in line or "is a file" in line), line

@@ -16,13 +16,33 @@ from pretrain import glue
 from tests.pretrain.tiny_bert import export_tiny
 
 
+def _cpu_args(out, batch: int, steps: int, lr: float):
+    """TrainingArguments for a short CPU run: no saving, no reporting, a loss every 5 steps."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(out),
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        eval_strategy="no",
+        per_device_train_batch_size=batch,
+        per_device_eval_batch_size=32,
+        max_steps=steps,
+        learning_rate=lr,
+        logging_steps=5,
+        seed=0,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
 def test_transformers_trainer_fine_tunes_our_export(tmp_path, corpus_dir):
     from transformers import (
         AutoTokenizer,
         BertForSequenceClassification,
         DataCollatorWithPadding,
         Trainer,
-        TrainingArguments,
     )
 
     export = export_tiny(tmp_path / "model", corpus_dir)
@@ -49,21 +69,7 @@ def test_transformers_trainer_fine_tunes_our_export(tmp_path, corpus_dir):
     # Only the new head is missing; what is left over is the pretraining heads (cls.*).
     assert sorted(info["missing_keys"]) == ["classifier.bias", "classifier.weight"], info
     assert all(k.startswith("cls.") for k in info["unexpected_keys"]), info
-    args = TrainingArguments(
-        output_dir=str(tmp_path / "hf"),
-        use_cpu=True,
-        report_to=[],
-        save_strategy="no",
-        eval_strategy="no",
-        per_device_train_batch_size=16,
-        per_device_eval_batch_size=48,
-        max_steps=45,
-        learning_rate=1e-3,
-        logging_steps=5,
-        seed=0,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
+    args = _cpu_args(tmp_path / "hf", batch=16, steps=45, lr=1e-3)
     trainer = Trainer(
         model=model,
         args=args,
@@ -85,7 +91,7 @@ def test_transformers_trainer_fine_tunes_our_export_for_question_answering(tmp_p
     """``BertForQuestionAnswering.from_pretrained(<our export>)`` under ``Trainer``, on windows of
     real SQuAD questions made by our featurizer (start/end positions as run_qa.py makes them):
     only ``qa_outputs`` is new, and the span loss falls."""
-    from transformers import BertForQuestionAnswering, Trainer, TrainingArguments
+    from transformers import BertForQuestionAnswering, Trainer
 
     from pretrain import squad_data
 
@@ -106,21 +112,7 @@ def test_transformers_trainer_fine_tunes_our_export_for_question_answering(tmp_p
     assert any(d["start_positions"] > 0 for d in data)  # answers inside windows, not only CLS
     model, info = BertForQuestionAnswering.from_pretrained(export, output_loading_info=True)
     assert sorted(info["missing_keys"]) == ["qa_outputs.bias", "qa_outputs.weight"], info
-    args = TrainingArguments(
-        output_dir=str(tmp_path / "hf"),
-        use_cpu=True,
-        report_to=[],
-        save_strategy="no",
-        eval_strategy="no",
-        per_device_train_batch_size=8,
-        per_device_eval_batch_size=32,
-        max_steps=40,
-        learning_rate=2e-3,
-        logging_steps=5,
-        seed=0,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
+    args = _cpu_args(tmp_path / "hf", batch=8, steps=40, lr=2e-3)
     trainer = Trainer(model=model, args=args, train_dataset=data, eval_dataset=data)
     before = trainer.evaluate()["eval_loss"]
     trainer.train()
